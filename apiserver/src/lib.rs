@@ -1,0 +1,53 @@
+//! An embedded Kubernetes API server.
+//!
+//! fleetbench needs a real Kubernetes API on machines that have no cluster images, and one
+//! whose request counts and latencies the harness can read and perturb. This crate serves
+//! that API in-process or standalone: discovery, CustomResourceDefinitions with structural
+//! schemas, the built-in kinds controllers need, every verb with Kubernetes semantics
+//! (resourceVersion conflicts, watches with bookmarks and `410 Gone`, selectors, paging,
+//! status subresources, finalizers, garbage collection), `/metrics` with kube-apiserver's
+//! names, and fault injection.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), apiserver::Error> {
+//! let server = apiserver::ApiServer::start(apiserver::Config::default()).await?;
+//! server.write_kubeconfig("/tmp/kubeconfig")?;
+//! println!("serving at {}", server.url());
+//! server.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+mod config;
+mod custom;
+mod error;
+mod events;
+mod faults;
+mod handler;
+mod housekeeping;
+mod managed;
+mod meta;
+mod metrics;
+mod objects;
+mod openapi;
+mod patch;
+mod present;
+mod protobuf;
+mod query;
+mod registry;
+pub mod schema;
+pub mod selector;
+mod server;
+mod state;
+mod status;
+mod store;
+pub mod table;
+mod tables;
+mod validate;
+pub mod validation;
+mod watch;
+
+pub use config::{Config, DEFAULT_BODY_LIMIT};
+pub use error::Error;
+pub use faults::{ErrorRule, FaultConfig, FaultHandle, LatencyDistribution};
+pub use server::{ApiServer, KUBERNETES_VERSION, RunningApiServer};
+pub use status::{ApiError, Cause};

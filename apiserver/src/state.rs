@@ -1,0 +1,44 @@
+//! What every request handler and background task shares.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::faults::FaultHandle;
+use crate::metrics::Metrics;
+use crate::registry::{Registry, ResourceInfo};
+use crate::store::Store;
+
+/// The server's shared state.
+#[derive(Debug)]
+pub struct Shared {
+    /// Start settings.
+    pub config: Config,
+    /// Objects.
+    pub store: Store,
+    /// Served resources.
+    pub registry: Registry,
+    /// Request metrics.
+    pub metrics: Metrics,
+    /// Faults in force.
+    pub faults: FaultHandle,
+    /// Cancelled when the server shuts down.
+    pub shutdown: CancellationToken,
+    /// Namespaces being deleted, by name, with their uid.
+    pub terminating_namespaces: Mutex<HashMap<String, String>>,
+    /// Resources whose CRD is being deleted (`plural.group` → CRD uid).
+    pub terminating_crds: Mutex<HashMap<String, String>>,
+}
+
+impl Shared {
+    /// Any served version of a resource, for internal writes that need its rules.
+    pub fn info_for(&self, group: &str, plural: &str) -> Option<Arc<ResourceInfo>> {
+        let versions = self.registry.versions(group)?;
+        versions
+            .iter()
+            .find_map(|v| self.registry.lookup(group, v, plural))
+    }
+}

@@ -1,0 +1,421 @@
+//! GitRepos: polling (ls-remote on a jittered schedule) and syncing (fetch, read each path,
+//! create/update/delete one Bundle per path).
+//!
+//! Two queues: `gitrepo-poll`, fed only by the [`poll::Scheduler`], and `gitrepo`, the sync
+//! queue, fed by spec changes, polls and webhooks that saw a new commit, the periodic resync
+//! and startup. A poll patches only what a poll knows (`pollingCommit`,
+//! `lastPollingTriggered`, the GitPolling condition); a sync writes `commit` and the
+//! Accepted/Stalled/Reconciling conditions. Errors (unreachable repo, missing branch or path,
+//! malformed fleet.yaml, missing credentials) become conditions and `display.message` with
+//! what to check, and never take a GitRepo off the polling schedule (except the legacy switch).
+
+pub mod fleetyaml;
+pub mod git;
+pub mod poll;
+pub mod reader;
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{DeleteParams, PostParams};
+use kube::{Api, Client};
+use tokio::time::Instant;
+
+use crate::api::{Bundle, GitRepo};
+use crate::kubeutil::{is_already_exists, is_not_found};
+use crate::metrics::Metrics;
+use crate::queue::{Action, ReconcileFailure, WorkQueue, backoff};
+use crate::status::{PollFacts, StatusKey, StatusWriter, SyncFacts};
+use crate::store::{BundleEntry, Key, Store};
+
+use git::{Credentials, Target};
+use poll::Scheduler;
+
+/// Concurrent Bundle writes per sync.
+const WRITE_CONCURRENCY: usize = 8;
+
+/// Errors of polls and syncs.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A git operation failed.
+    #[error(transparent)]
+    Git(#[from] git::Error),
+    /// The repository content could not be turned into Bundles.
+    #[error(transparent)]
+    Read(#[from] reader::Error),
+    /// The `clientSecretName` Secret is missing or unusable.
+    #[error("credentials: {0}")]
+    Credentials(String),
+    /// Writing a Bundle failed.
+    #[error("{verb} Bundle {key}: {source}")]
+    Bundle {
+        /// create, update or delete.
+        verb: &'static str,
+        /// The Bundle.
+        key: Key,
+        /// Client error.
+        source: Box<kube::Error>,
+    },
+    /// The blocking git task failed (panicked or was cancelled).
+    #[error("git task failed: {0}")]
+    Task(String),
+}
+
+/// What the GitRepo reconcilers need.
+pub struct Context {
+    /// API client.
+    pub client: Client,
+    /// Object cache.
+    pub store: Arc<Store>,
+    /// Status writes.
+    pub status: Arc<StatusWriter>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// The polling schedule (shared with the dispatcher).
+    pub scheduler: Arc<Scheduler>,
+    /// The sync queue.
+    pub sync_queue: WorkQueue<Key>,
+    /// Where fetched repositories are cached.
+    pub cache_dir: PathBuf,
+    /// Timeout of one git operation.
+    pub git_timeout: Duration,
+}
+
+fn status_key(key: &Key) -> StatusKey {
+    StatusKey::GitRepo(key.clone())
+}
+
+/// Reads the basic-auth credentials of `spec.clientSecretName`, if set.
+async fn credentials(ctx: &Context, repo: &GitRepo) -> Result<Option<Credentials>, Error> {
+    let Some(name) = repo
+        .spec
+        .client_secret_name
+        .as_deref()
+        .filter(|n| !n.is_empty())
+    else {
+        return Ok(None);
+    };
+    let namespace = repo.metadata.namespace.as_deref().unwrap_or_default();
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
+    let secret = match api.get(name).await {
+        Ok(secret) => secret,
+        Err(e) if is_not_found(&e) => {
+            return Err(Error::Credentials(format!(
+                "Secret {namespace}/{name} (spec.clientSecretName) not found; create a kubernetes.io/basic-auth Secret with username and password"
+            )));
+        }
+        Err(e) => {
+            return Err(Error::Credentials(format!(
+                "reading Secret {namespace}/{name}: {e}"
+            )));
+        }
+    };
+    if secret.type_.as_deref() == Some("kubernetes.io/ssh-auth") {
+        return Err(Error::Credentials(format!(
+            "Secret {namespace}/{name} is of type kubernetes.io/ssh-auth; only kubernetes.io/basic-auth over http(s) is supported"
+        )));
+    }
+    let field = |key: &str| {
+        secret
+            .data
+            .as_ref()
+            .and_then(|d| d.get(key))
+            .map(|v| String::from_utf8_lossy(&v.0).into_owned())
+            .or_else(|| {
+                secret
+                    .string_data
+                    .as_ref()
+                    .and_then(|d| d.get(key))
+                    .cloned()
+            })
+    };
+    match (field("username"), field("password")) {
+        (Some(username), Some(password)) => Ok(Some(Credentials { username, password })),
+        _ => Err(Error::Credentials(format!(
+            "Secret {namespace}/{name} lacks username or password keys (type kubernetes.io/basic-auth expected)"
+        ))),
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    timeout: Duration,
+    url: &str,
+    work: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
+    match tokio::time::timeout(timeout, tokio::task::spawn_blocking(work)).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(join)) => Err(Error::Task(join.to_string())),
+        Err(_) => Err(git::Error::Timeout {
+            url: url.to_owned(),
+            seconds: timeout.as_secs(),
+        }
+        .into()),
+    }
+}
+
+/// The commit a GitRepo should deploy, per an ls-remote.
+async fn latest_commit(ctx: &Context, repo: &GitRepo) -> Result<String, Error> {
+    let creds = credentials(ctx, repo).await?;
+    let url = repo.spec.repo.clone();
+    let target = Target::of(repo.spec.branch.as_deref(), repo.spec.revision.as_deref());
+    let u = url.clone();
+    blocking(ctx.git_timeout, &url, move || {
+        let refs = git::ls_remote(&u, creds.as_ref())?;
+        Ok(git::resolve(&u, &refs, &target)?)
+    })
+    .await
+}
+
+/// The last commit a sync deployed (from this process, else from the observed status).
+fn deployed_commit(ctx: &Context, key: &Key, repo: &GitRepo) -> String {
+    ctx.status
+        .gitrepo_facts(key)
+        .sync
+        .and_then(|s| s.commit)
+        .or_else(|| repo.status.as_ref().map(|s| s.commit.clone()))
+        .unwrap_or_default()
+}
+
+/// Polls one GitRepo: ls-remote, record the result, sync if the commit moved, and say when
+/// the next poll is due.
+pub async fn poll(key: Key, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = Instant::now();
+    let Some(repo) = ctx.store.gitrepo(&key) else {
+        return Ok(Action::await_change());
+    };
+    if repo.spec.disable_polling || repo.metadata.deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    let at = Time(jiff::Timestamp::now());
+    let result = latest_commit(&ctx, &repo).await;
+    Metrics::count(
+        &ctx.metrics.gitrepo_polls,
+        if result.is_ok() { "success" } else { "error" },
+    );
+    let (commit, error) = match result {
+        Ok(commit) => (Some(commit), None),
+        Err(e) => {
+            tracing::info!(gitrepo = %key, error = %e, "poll failed");
+            (None, Some(e.to_string()))
+        }
+    };
+    let failed = error.is_some();
+    ctx.status.update_gitrepo(&key, |facts| {
+        facts.poll = Some(PollFacts {
+            commit: commit.clone(),
+            at,
+            error,
+        });
+    });
+    ctx.status.request_now(status_key(&key));
+    if let Some(commit) = commit
+        && commit != deployed_commit(&ctx, &key, &repo)
+    {
+        ctx.sync_queue.add(key.clone());
+    }
+    Ok(
+        match ctx.scheduler.after_poll(&key, failed, started.elapsed()) {
+            Some(delay) => Action::requeue(delay),
+            None => Action::await_change(),
+        },
+    )
+}
+
+/// Polls are never retried by the queue's backoff (a poll records its own errors); a panic
+/// still leaves the GitRepo on the schedule, one interval later.
+pub fn poll_error_policy(
+    key: &Key,
+    _error: &ReconcileFailure<Error>,
+    _retries: u32,
+    ctx: &Context,
+) -> Action {
+    match ctx.scheduler.after_poll(key, true, Duration::ZERO) {
+        Some(delay) => Action::requeue(delay),
+        None => Action::await_change(),
+    }
+}
+
+fn record_sync_error(ctx: &Context, key: &Key, repo: &GitRepo, error: &Error) {
+    let message = error.to_string();
+    tracing::info!(gitrepo = %key, error = %message, "sync failed");
+    Metrics::count(&ctx.metrics.gitrepo_syncs, "error");
+    ctx.status.update_gitrepo(key, |facts| {
+        let previous = facts.sync.take().unwrap_or_default();
+        facts.sync = Some(SyncFacts {
+            commit: previous.commit,
+            observed_generation: repo.metadata.generation.unwrap_or_default(),
+            update_generation: repo.spec.force_sync_generation,
+            error: Some(message),
+            in_progress: false,
+        });
+    });
+    ctx.status.request_now(status_key(key));
+}
+
+/// Syncs one GitRepo: fetch the wanted commit, read its Bundles, write the ones that
+/// changed, delete the ones that disappeared; a deleted GitRepo loses all its Bundles.
+pub async fn sync(key: Key, ctx: Arc<Context>) -> Result<Action, Error> {
+    let Some(repo) = ctx
+        .store
+        .gitrepo(&key)
+        .filter(|r| r.metadata.deletion_timestamp.is_none())
+    else {
+        delete_bundles(&ctx, &key, &HashSet::new()).await?;
+        ctx.status.forget(&status_key(&key));
+        return Ok(Action::await_change());
+    };
+    match fetch_and_read(&ctx, &key, &repo).await {
+        Ok((commit, bundles)) => {
+            let names: HashSet<String> = bundles
+                .iter()
+                .filter_map(|b| b.metadata.name.clone())
+                .collect();
+            let written = apply_bundles(&ctx, bundles).await;
+            let deleted = match written {
+                Ok(()) => delete_bundles(&ctx, &key, &names).await,
+                Err(e) => Err(e),
+            };
+            if let Err(error) = deleted {
+                record_sync_error(&ctx, &key, &repo, &error);
+                return Err(error);
+            }
+            Metrics::count(&ctx.metrics.gitrepo_syncs, "success");
+            ctx.status.update_gitrepo(&key, |facts| {
+                facts.sync = Some(SyncFacts {
+                    commit: Some(commit),
+                    observed_generation: repo.metadata.generation.unwrap_or_default(),
+                    update_generation: repo.spec.force_sync_generation,
+                    error: None,
+                    in_progress: false,
+                });
+            });
+            ctx.status.request_now(status_key(&key));
+            Ok(Action::await_change())
+        }
+        Err(error) => {
+            record_sync_error(&ctx, &key, &repo, &error);
+            Err(error)
+        }
+    }
+}
+
+async fn fetch_and_read(
+    ctx: &Context,
+    key: &Key,
+    repo: &GitRepo,
+) -> Result<(String, Vec<Bundle>), Error> {
+    let creds = credentials(ctx, repo).await?;
+    let url = repo.spec.repo.clone();
+    let target = Target::of(repo.spec.branch.as_deref(), repo.spec.revision.as_deref());
+    let cache = ctx.cache_dir.join(format!(
+        "{}-{}",
+        key.namespace,
+        crate::names::key_hash(&key.to_string())
+    ));
+    let gitrepo = repo.clone();
+    let u = url.clone();
+    blocking(ctx.git_timeout, &url, move || {
+        let cache_repo = git::open_cache(&cache)?;
+        let oid = git::fetch_target(&cache_repo, &u, &target, creds.as_ref())?;
+        let bundles = reader::read_bundles(&cache_repo, oid, &gitrepo)?;
+        Ok((oid.to_string(), bundles))
+    })
+    .await
+}
+
+async fn apply_bundles(ctx: &Context, bundles: Vec<Bundle>) -> Result<(), Error> {
+    let results: Vec<Result<(), Error>> = futures::stream::iter(bundles)
+        .map(|bundle| apply_bundle(ctx, bundle))
+        .buffer_unordered(WRITE_CONCURRENCY)
+        .collect()
+        .await;
+    results.into_iter().collect()
+}
+
+async fn apply_bundle(ctx: &Context, mut bundle: Bundle) -> Result<(), Error> {
+    let key = Key::of(&bundle.metadata);
+    let api: Api<Bundle> = Api::namespaced(ctx.client.clone(), &key.namespace);
+    let wanted = BundleEntry::from_bundle(&bundle).content_hash;
+    let existing = ctx.store.bundle(&key);
+    let err = |verb, source| Error::Bundle {
+        verb,
+        key: key.clone(),
+        source: Box::new(source),
+    };
+    let rv = match existing {
+        Some(current) if current.content_hash == wanted => return Ok(()),
+        Some(current) => Some(current.resource_version.clone()),
+        None => match api.create(&PostParams::default(), &bundle).await {
+            Ok(created) => {
+                ctx.metrics.object_write("bundles", "create");
+                ctx.store.apply_bundle(&created);
+                return Ok(());
+            }
+            Err(e) if is_already_exists(&e) => {
+                let current = api.get(&key.name).await.map_err(|e| err("read", e))?;
+                current.metadata.resource_version
+            }
+            Err(e) => return Err(err("create", e)),
+        },
+    };
+    bundle.metadata.resource_version = rv;
+    let updated = api
+        .replace(&key.name, &PostParams::default(), &bundle)
+        .await
+        .map_err(|e| err("update", e))?;
+    ctx.metrics.object_write("bundles", "update");
+    ctx.store.apply_bundle(&updated);
+    Ok(())
+}
+
+/// Deletes the Bundles of GitRepo `key` not named in `keep`.
+async fn delete_bundles(ctx: &Context, key: &Key, keep: &HashSet<String>) -> Result<(), Error> {
+    let api: Api<Bundle> = Api::namespaced(ctx.client.clone(), &key.namespace);
+    for bundle in ctx.store.bundles_of_repo(&key.namespace, &key.name) {
+        if keep.contains(&bundle.key.name) {
+            continue;
+        }
+        match api.delete(&bundle.key.name, &DeleteParams::default()).await {
+            Ok(_) => ctx.metrics.object_write("bundles", "delete"),
+            Err(e) if is_not_found(&e) => {}
+            Err(source) => {
+                return Err(Error::Bundle {
+                    verb: "delete",
+                    key: bundle.key.clone(),
+                    source: Box::new(source),
+                });
+            }
+        }
+        ctx.store.delete_bundle(&bundle.key);
+    }
+    Ok(())
+}
+
+/// Sync errors are retried with backoff (up to 5 minutes apart); polls keep running anyway.
+pub fn sync_error_policy(
+    _key: &Key,
+    _error: &ReconcileFailure<Error>,
+    retries: u32,
+    _ctx: &Context,
+) -> Action {
+    Action::requeue(backoff(retries.saturating_add(8), Duration::from_secs(300)))
+}
+
+/// The periodic resync: every GitRepo is synced again and put back on the polling schedule
+/// if it fell off. (Bundles of GitRepos deleted while the controller was down are collected
+/// by the apiserver: they carry an owner reference to their GitRepo.)
+pub fn resync(ctx: &Context) {
+    let repos = ctx.store.gitrepos();
+    for repo in &repos {
+        ctx.scheduler.upsert(repo);
+    }
+    let rearmed = ctx.scheduler.resync();
+    let keys: Vec<Key> = repos.iter().map(|r| Key::of(&r.metadata)).collect();
+    tracing::info!(gitrepos = keys.len(), rearmed, "resync");
+    ctx.sync_queue.add_all(keys);
+}

@@ -1,0 +1,346 @@
+//! `fleetbench compare BASE NEW`: what changed between two runs, as ratios.
+//!
+//! Every SLO and the headline statistics of every measurement are matched by suite and
+//! name; the ratio NEW/BASE is judged in the direction that matters (a latency going up is
+//! worse, a jitter spread going down is worse), with a tolerance so noise is not flagged.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use crate::results::{Measurement, RunResults, SuiteResult};
+use crate::slo::format_value;
+use crate::suite::MeasurementKind;
+
+/// How a number moved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// Better beyond the tolerance.
+    Better,
+    /// Within the tolerance (or no preferred direction).
+    Same,
+    /// Worse beyond the tolerance, or an SLO went from pass to fail.
+    Worse,
+    /// Only one of the runs has it.
+    Missing,
+}
+
+impl Change {
+    /// Short word for tables.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Change::Better => "better",
+            Change::Same => "same",
+            Change::Worse => "WORSE",
+            Change::Missing => "missing",
+        }
+    }
+}
+
+/// Which direction is good.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Smaller is better (latencies, counts).
+    Lower,
+    /// Larger is better (`min` thresholds).
+    Higher,
+    /// Neither (informational).
+    Neutral,
+}
+
+/// One compared number.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    /// Suite name.
+    pub suite: String,
+    /// `slo NAME` or `MEASUREMENT STAT`.
+    pub item: String,
+    /// Whether this row is an SLO.
+    pub is_slo: bool,
+    /// Baseline value.
+    pub base: Option<f64>,
+    /// New value.
+    pub new: Option<f64>,
+    /// Unit.
+    pub unit: String,
+    /// NEW / BASE.
+    pub ratio: Option<f64>,
+    /// Verdicts of an SLO row (base, new).
+    pub verdicts: Option<(bool, bool)>,
+    /// The judgement.
+    pub change: Change,
+}
+
+/// Compares two runs; `tolerance` is the relative change treated as noise (0.1 = 10%).
+pub fn compare(base: &RunResults, new: &RunResults, tolerance: f64) -> Vec<Row> {
+    let mut rows = Vec::new();
+    let base_suites: BTreeMap<&str, &SuiteResult> =
+        base.suites.iter().map(|s| (s.name.as_str(), s)).collect();
+    for suite in &new.suites {
+        let Some(old) = base_suites.get(suite.name.as_str()) else {
+            rows.push(Row {
+                suite: suite.name.clone(),
+                item: "(suite)".into(),
+                is_slo: false,
+                base: None,
+                new: None,
+                unit: String::new(),
+                ratio: None,
+                verdicts: None,
+                change: Change::Missing,
+            });
+            continue;
+        };
+        for slo in &suite.slos {
+            let previous = old.slos.iter().find(|s| s.name == slo.name);
+            let direction = if slo.comparison == ">=" {
+                Direction::Higher
+            } else {
+                Direction::Lower
+            };
+            let base_value = previous.and_then(|p| p.observed);
+            let mut row = row(
+                &suite.name,
+                format!("slo {}", slo.name),
+                base_value,
+                slo.observed,
+                &slo.unit,
+                direction,
+                tolerance,
+            );
+            row.is_slo = true;
+            if let Some(previous) = previous {
+                row.verdicts = Some((previous.pass, slo.pass));
+                if previous.pass && !slo.pass {
+                    row.change = Change::Worse;
+                } else if !previous.pass && slo.pass {
+                    row.change = Change::Better;
+                }
+            }
+            rows.push(row);
+        }
+        for (name, measurement) in &suite.measurements {
+            let previous = old.measurements.get(name);
+            for &stat in headline_stats(measurement) {
+                let direction = match measurement.kind {
+                    MeasurementKind::Latency | MeasurementKind::Count => Direction::Lower,
+                    MeasurementKind::Intervals | MeasurementKind::Value => Direction::Neutral,
+                };
+                let unit = if matches!(stat, "missing" | "count") {
+                    "count"
+                } else {
+                    measurement.unit.as_str()
+                };
+                rows.push(row(
+                    &suite.name,
+                    format!("{name} {stat}"),
+                    previous.and_then(|m| m.stat(stat)),
+                    measurement.stat(stat),
+                    unit,
+                    direction,
+                    tolerance,
+                ));
+            }
+        }
+        if let (Some(now), Some(then)) = (&suite.resources, &old.resources) {
+            rows.push(row(
+                &suite.name,
+                "controller cpu".into(),
+                Some(then.cpu_seconds),
+                Some(now.cpu_seconds),
+                "s",
+                Direction::Lower,
+                tolerance,
+            ));
+            rows.push(row(
+                &suite.name,
+                "controller peak rss".into(),
+                Some(then.peak_rss_bytes as f64),
+                Some(now.peak_rss_bytes as f64),
+                "bytes",
+                Direction::Lower,
+                tolerance,
+            ));
+        }
+    }
+    rows
+}
+
+fn headline_stats(measurement: &Measurement) -> &'static [&'static str] {
+    match measurement.kind {
+        MeasurementKind::Latency => &["p50", "p99", "max", "missing"],
+        MeasurementKind::Intervals => &["p50", "min", "max", "stddev"],
+        MeasurementKind::Count | MeasurementKind::Value => &["value"],
+    }
+}
+
+fn row(
+    suite: &str,
+    item: String,
+    base: Option<f64>,
+    new: Option<f64>,
+    unit: &str,
+    direction: Direction,
+    tolerance: f64,
+) -> Row {
+    let ratio = match (base, new) {
+        (Some(b), Some(n)) if b != 0.0 => Some(n / b),
+        (Some(b), Some(n)) if b == 0.0 && n == 0.0 => Some(1.0),
+        _ => None,
+    };
+    let change = match (base, new) {
+        (Some(b), Some(n)) => judge(b, n, direction, tolerance),
+        _ => Change::Missing,
+    };
+    Row {
+        suite: suite.to_string(),
+        item,
+        is_slo: false,
+        base,
+        new,
+        unit: unit.to_string(),
+        ratio,
+        verdicts: None,
+        change,
+    }
+}
+
+fn judge(base: f64, new: f64, direction: Direction, tolerance: f64) -> Change {
+    if direction == Direction::Neutral {
+        return Change::Same;
+    }
+    // Tiny absolute values (a few ms, a count of 0 or 1) are noise whatever the ratio.
+    let scale = base.abs().max(new.abs());
+    if scale < 1e-3 || (new - base).abs() <= tolerance * base.abs().max(1e-9) {
+        return Change::Same;
+    }
+    let up = new > base;
+    match (direction, up) {
+        (Direction::Lower, true) | (Direction::Higher, false) => Change::Worse,
+        _ => Change::Better,
+    }
+}
+
+/// Plain-text table for the terminal.
+pub fn render_text(rows: &[Row]) -> String {
+    let mut out = String::new();
+    let headers = ["suite", "item", "base", "new", "new/base", "change"];
+    let cells: Vec<[String; 6]> = rows
+        .iter()
+        .map(|r| {
+            [
+                r.suite.clone(),
+                r.item.clone(),
+                r.base.map_or("-".into(), |v| format_value(v, &r.unit)),
+                r.new.map_or("-".into(), |v| format_value(v, &r.unit)),
+                r.ratio.map_or("-".into(), |v| format!("{v:.2}x")),
+                match r.verdicts {
+                    Some((b, n)) if b != n => format!(
+                        "{} ({} -> {})",
+                        r.change.as_str(),
+                        if b { "pass" } else { "FAIL" },
+                        if n { "pass" } else { "FAIL" }
+                    ),
+                    _ => r.change.as_str().to_string(),
+                },
+            ]
+        })
+        .collect();
+    let mut widths = headers.map(str::len);
+    for row in &cells {
+        for (i, cell) in row.iter().enumerate() {
+            widths[i] = widths[i].max(cell.chars().count());
+        }
+    }
+    let line = |out: &mut String, row: &[String]| {
+        for (i, cell) in row.iter().enumerate() {
+            if (2..=4).contains(&i) {
+                let _ = write!(out, "{cell:>w$}  ", w = widths[i]);
+            } else {
+                let _ = write!(out, "{cell:<w$}  ", w = widths[i]);
+            }
+        }
+        out.truncate(out.trim_end().len());
+        out.push('\n');
+    };
+    line(&mut out, &headers.map(str::to_string));
+    for row in &cells {
+        line(&mut out, row);
+    }
+    let worse = rows.iter().filter(|r| r.change == Change::Worse).count();
+    let better = rows.iter().filter(|r| r.change == Change::Better).count();
+    let _ = writeln!(
+        out,
+        "\n{worse} worse, {better} better, {} compared",
+        rows.len()
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::results::fixtures;
+
+    fn find<'a>(rows: &'a [Row], suite: &str, item: &str) -> &'a Row {
+        rows.iter()
+            .find(|r| r.suite == suite && r.item == item)
+            .unwrap_or_else(|| panic!("no row {suite} {item}: {rows:#?}"))
+    }
+
+    #[test]
+    fn identical_runs_compare_as_same() {
+        let run = fixtures::run();
+        let rows = compare(&run, &run, 0.1);
+        assert!(rows.iter().all(|r| r.change == Change::Same), "{rows:#?}");
+        assert_eq!(
+            find(&rows, "label-propagation", "slo bd-p99").ratio,
+            Some(1.0)
+        );
+    }
+
+    #[test]
+    fn slower_latency_is_worse_with_its_ratio() {
+        let base = fixtures::run();
+        let mut new = base.clone();
+        new.suites[0].slos[0].observed = Some(2.98);
+        let p99 = new.suites[0].measurements.get_mut("label-to-bd").unwrap();
+        p99.stats.insert("p99".into(), 3.0);
+        let rows = compare(&base, &new, 0.1);
+        let slo = find(&rows, "label-propagation", "slo bd-p99");
+        assert_eq!(slo.change, Change::Worse);
+        assert!((slo.ratio.unwrap() - 2.0).abs() < 0.01, "{slo:?}");
+        assert_eq!(
+            find(&rows, "label-propagation", "label-to-bd p99").change,
+            Change::Worse
+        );
+        let text = render_text(&rows);
+        assert!(text.contains("2.00x"), "{text}");
+        assert!(text.contains("WORSE"), "{text}");
+    }
+
+    #[test]
+    fn higher_is_better_for_min_thresholds_and_flips_count() {
+        let base = fixtures::run();
+        let mut new = base.clone();
+        new.suites[1].slos[0].observed = Some(1.2);
+        new.suites[1].slos[0].pass = true;
+        let rows = compare(&base, &new, 0.1);
+        let spread = find(&rows, "polling-jitter", "slo jitter-spread");
+        assert_eq!(spread.change, Change::Better);
+        assert_eq!(spread.verdicts, Some((false, true)));
+    }
+
+    #[test]
+    fn small_changes_are_noise_and_missing_suites_are_flagged() {
+        let base = fixtures::run();
+        let mut new = base.clone();
+        new.suites[0].slos[0].observed = Some(1.5);
+        new.suites[1].name = "renamed".into();
+        let rows = compare(&base, &new, 0.1);
+        assert_eq!(
+            find(&rows, "label-propagation", "slo bd-p99").change,
+            Change::Same
+        );
+        assert_eq!(find(&rows, "renamed", "(suite)").change, Change::Missing);
+    }
+}

@@ -1,0 +1,372 @@
+//! Report history for nightly runs: `reports/runs/<id>/` plus a trend index.
+//!
+//! Each published run keeps its own self-contained report; `history.json` keeps the SLO
+//! figures of every run so `index.html` can show, per SLO, how it moved across nights
+//! without re-reading every run's full results.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::report::html::{badge, escape, page};
+use crate::report::{self, LabelledRun, svg};
+use crate::results::{ResultsError, RunResults};
+use crate::slo::format_value;
+
+/// The index data file inside the history directory.
+pub const HISTORY_FILE: &str = "history.json";
+/// The index page inside the history directory.
+pub const INDEX_FILE: &str = "index.html";
+
+/// Every published run, oldest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct History {
+    /// The runs.
+    pub runs: Vec<HistoryEntry>,
+}
+
+/// One published run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    /// Directory name under `runs/`.
+    pub id: String,
+    /// When the run started.
+    pub started_at: String,
+    /// Provider.
+    pub provider: String,
+    /// fleetbench version.
+    pub fleetbench_version: String,
+    /// Whether every SLO passed.
+    pub passed: bool,
+    /// Wall time.
+    pub duration_s: f64,
+    /// The run's report, relative to the history directory.
+    pub report: String,
+    /// Every SLO's figures.
+    pub slos: Vec<HistorySlo>,
+}
+
+/// One SLO figure of one run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistorySlo {
+    /// Suite.
+    pub suite: String,
+    /// Profile that produced it.
+    pub profile: String,
+    /// SLO.
+    pub name: String,
+    /// `<=` or `>=`.
+    pub comparison: String,
+    /// Threshold.
+    pub threshold: f64,
+    /// Observed value.
+    pub observed: Option<f64>,
+    /// Unit.
+    pub unit: String,
+    /// Verdict.
+    pub pass: bool,
+}
+
+/// Why publishing failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryError {
+    /// Reading a run failed.
+    #[error(transparent)]
+    Results(#[from] ResultsError),
+    /// File system error.
+    #[error("{action} {path}: {source}")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The existing index is damaged.
+    #[error("{path} is not a fleetbench history index: {source}; move it away to start a new one")]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// The JSON error.
+        source: serde_json::Error,
+    },
+}
+
+fn io<'a>(
+    action: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> HistoryError + 'a {
+    move |source| HistoryError::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+impl History {
+    /// Reads the index of `dir`, or an empty history when there is none yet.
+    pub fn load(dir: &Path) -> Result<History, HistoryError> {
+        let path = dir.join(HISTORY_FILE);
+        if !path.exists() {
+            return Ok(History::default());
+        }
+        let text = std::fs::read_to_string(&path).map_err(io("cannot read", &path))?;
+        serde_json::from_str(&text).map_err(|source| HistoryError::Format { path, source })
+    }
+
+    /// Writes the index data and page.
+    pub fn save(&self, dir: &Path) -> Result<(), HistoryError> {
+        std::fs::create_dir_all(dir).map_err(io("cannot create", dir))?;
+        let data = dir.join(HISTORY_FILE);
+        std::fs::write(
+            &data,
+            serde_json::to_vec_pretty(self).expect("history serialises"),
+        )
+        .map_err(io("cannot write", &data))?;
+        let index = dir.join(INDEX_FILE);
+        std::fs::write(&index, render_index(self)).map_err(io("cannot write", &index))?;
+        Ok(())
+    }
+}
+
+/// A directory name for a run: its start time, file-name safe, unique in `history`.
+fn run_id(results: &RunResults, history: &History) -> String {
+    let base: String = format!("{}-{}", results.started_at, results.provider)
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let mut id = base.clone();
+    let mut n = 2;
+    while history.runs.iter().any(|r| r.id == id) {
+        id = format!("{base}-{n}");
+        n += 1;
+    }
+    id
+}
+
+/// Copies each run (results, junit, a fresh report) into `dir/runs/<id>/`, appends it to the
+/// index, keeps the newest `keep` runs and rewrites `index.html`.
+pub fn publish(run_dirs: &[PathBuf], dir: &Path, keep: usize) -> Result<History, HistoryError> {
+    let mut history = History::load(dir)?;
+    for run_dir in run_dirs {
+        let results = RunResults::read(run_dir)?;
+        if history
+            .runs
+            .iter()
+            .any(|r| r.started_at == results.started_at && r.provider == results.provider)
+        {
+            tracing::info!(run = %run_dir.display(), "already published; skipped");
+            continue;
+        }
+        let id = run_id(&results, &history);
+        let target = dir.join("runs").join(&id);
+        std::fs::create_dir_all(&target).map_err(io("cannot create", &target))?;
+        results.write_to_dir(&target)?;
+        let junit = run_dir.join(crate::junit::JUNIT_FILE);
+        if junit.exists() {
+            let copy = target.join(crate::junit::JUNIT_FILE);
+            std::fs::copy(&junit, &copy).map_err(io("cannot copy", &junit))?;
+        }
+        let html = report::render(
+            &[LabelledRun {
+                label: id.clone(),
+                results: results.clone(),
+            }],
+            None,
+        );
+        let report_path = target.join("report.html");
+        std::fs::write(&report_path, html).map_err(io("cannot write", &report_path))?;
+        history.runs.push(HistoryEntry {
+            id: id.clone(),
+            started_at: results.started_at.clone(),
+            provider: results.provider.clone(),
+            fleetbench_version: results.fleetbench_version.clone(),
+            passed: results.passed,
+            duration_s: results.duration_s,
+            report: format!("runs/{id}/report.html"),
+            slos: results
+                .slos()
+                .map(|(suite, slo)| HistorySlo {
+                    suite: suite.name.clone(),
+                    profile: suite.profile.to_string(),
+                    name: slo.name.clone(),
+                    comparison: slo.comparison.clone(),
+                    threshold: slo.threshold,
+                    observed: slo.observed,
+                    unit: slo.unit.clone(),
+                    pass: slo.pass,
+                })
+                .collect(),
+        });
+    }
+    history.runs.sort_by(|a, b| a.started_at.cmp(&b.started_at));
+    if history.runs.len() > keep {
+        let drop = history.runs.len() - keep;
+        for old in history.runs.drain(..drop) {
+            let path = dir.join("runs").join(&old.id);
+            if path.exists() {
+                std::fs::remove_dir_all(&path).map_err(io("cannot remove", &path))?;
+            }
+        }
+    }
+    history.save(dir)?;
+    Ok(history)
+}
+
+/// The trend index page.
+pub fn render_index(history: &History) -> String {
+    let mut body = String::new();
+    let latest = history.runs.last();
+    let verdict = match latest {
+        Some(run) if run.passed => r#"<span class="verdict pass">latest run: PASS</span>"#,
+        Some(_) => r#"<span class="verdict fail">latest run: FAIL</span>"#,
+        None => "",
+    };
+    let _ = write!(
+        body,
+        r#"<header class="top"><div class="inner"><h1>fleetbench history</h1>{verdict}<div class="meta"><b>{}</b> published runs</div></div></header><main>"#,
+        history.runs.len()
+    );
+    body.push_str(r#"<h2>Trends per SLO</h2><p class="lead">Observed value of each SLO across published runs, oldest on the left; red dots are failed runs. "Passed" counts the runs that met the SLO.</p><table><thead><tr><th>Suite</th><th>SLO</th><th class="num">Threshold</th><th>Trend</th><th class="num">Latest</th><th class="num">Passed</th></tr></thead><tbody>"#);
+    let mut keys: Vec<(String, String)> = Vec::new();
+    for run in &history.runs {
+        for slo in &run.slos {
+            let key = (slo.suite.clone(), slo.name.clone());
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
+        }
+    }
+    for (suite, name) in keys {
+        let points: Vec<Option<&HistorySlo>> = history
+            .runs
+            .iter()
+            .map(|run| run.slos.iter().find(|s| s.suite == suite && s.name == name))
+            .collect();
+        let values: Vec<f64> = points
+            .iter()
+            .map(|p| p.and_then(|s| s.observed).unwrap_or(f64::NAN))
+            .collect();
+        let failed: Vec<bool> = points.iter().map(|p| p.is_some_and(|s| !s.pass)).collect();
+        let present: Vec<&HistorySlo> = points.iter().flatten().copied().collect();
+        let Some(last) = present.last() else { continue };
+        let passed = present.iter().filter(|s| s.pass).count();
+        let _ = write!(
+            body,
+            r#"<tr class="{class}"><td>{suite}</td><td>{name}</td><td class="num">{cmp} {threshold}</td><td>{spark}</td><td class="num">{latest} {badge}</td><td class="num">{passed}/{total}</td></tr>"#,
+            class = if last.pass { "" } else { "fail" },
+            suite = escape(&suite),
+            name = escape(&name),
+            cmp = escape(&last.comparison),
+            threshold = format_value(last.threshold, &last.unit),
+            spark = svg::sparkline(&values, &failed),
+            latest = last
+                .observed
+                .map_or("–".to_string(), |v| format_value(v, &last.unit)),
+            badge = badge(last.pass),
+            total = present.len()
+        );
+    }
+    body.push_str("</tbody></table>");
+    body.push_str(r#"<h2>Runs</h2><table><thead><tr><th>Started</th><th>Verdict</th><th>Provider</th><th class="num">SLOs passed</th><th class="num">Took</th><th>Report</th></tr></thead><tbody>"#);
+    for run in history.runs.iter().rev() {
+        let passed = run.slos.iter().filter(|s| s.pass).count();
+        let _ = write!(
+            body,
+            r#"<tr><td>{started}</td><td>{badge}</td><td>{provider}</td><td class="num">{passed}/{total}</td><td class="num">{took}</td><td><a href="{href}">report</a></td></tr>"#,
+            started = escape(&run.started_at),
+            badge = badge(run.passed),
+            provider = escape(&run.provider),
+            total = run.slos.len(),
+            took = format_value(run.duration_s, "s"),
+            href = escape(&run.report)
+        );
+    }
+    body.push_str("</tbody></table><footer>Generated by fleetbench. Self-contained: no scripts, no external requests; each run's report is in its own folder.</footer></main>");
+    page("fleetbench history", &body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::results::fixtures;
+
+    fn write_run(root: &Path, name: &str, started: &str, observed: f64) -> PathBuf {
+        let dir = root.join(name);
+        let mut results = fixtures::run();
+        results.started_at = started.into();
+        results.suites[0].slos[0].observed = Some(observed);
+        results.write_to_dir(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn publishing_builds_a_trend_index_and_keeps_reports() {
+        let tmp = tempfile::tempdir().unwrap();
+        let reports = tmp.path().join("reports");
+        let a = write_run(tmp.path(), "a", "2026-08-01T01:00:00Z", 1.2);
+        let b = write_run(tmp.path(), "b", "2026-08-02T01:00:00Z", 1.6);
+        let history = publish(&[b, a.clone()], &reports, 10).unwrap();
+        assert_eq!(history.runs.len(), 2);
+        assert_eq!(
+            history.runs[0].started_at, "2026-08-01T01:00:00Z",
+            "sorted oldest first"
+        );
+        for run in &history.runs {
+            assert!(reports.join(&run.report).exists(), "{}", run.report);
+            assert!(
+                reports
+                    .join("runs")
+                    .join(&run.id)
+                    .join("results.json")
+                    .exists()
+            );
+        }
+        let index = std::fs::read_to_string(reports.join(INDEX_FILE)).unwrap();
+        assert!(index.contains("fleetbench history"));
+        assert!(index.contains("<svg class=\"spark\""), "a trend per SLO");
+        assert!(index.contains(">bd-p99<"));
+        assert!(index.contains("2/2"), "passed count");
+        assert!(!index.contains("<script"));
+
+        // Publishing the same run again changes nothing.
+        let again = publish(&[a], &reports, 10).unwrap();
+        assert_eq!(again.runs.len(), 2);
+    }
+
+    #[test]
+    fn keep_drops_the_oldest_runs_and_their_folders() {
+        let tmp = tempfile::tempdir().unwrap();
+        let reports = tmp.path().join("reports");
+        let runs: Vec<PathBuf> = (1..=3)
+            .map(|d| {
+                write_run(
+                    tmp.path(),
+                    &format!("r{d}"),
+                    &format!("2026-08-0{d}T01:00:00Z"),
+                    1.0,
+                )
+            })
+            .collect();
+        let history = publish(&runs, &reports, 2).unwrap();
+        assert_eq!(history.runs.len(), 2);
+        assert_eq!(history.runs[0].started_at, "2026-08-02T01:00:00Z");
+        assert_eq!(std::fs::read_dir(reports.join("runs")).unwrap().count(), 2);
+    }
+
+    #[test]
+    fn a_damaged_index_is_reported_not_overwritten() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join(HISTORY_FILE), "garbage").unwrap();
+        let error = History::load(tmp.path()).unwrap_err();
+        assert!(error.to_string().contains("move it away"), "{error}");
+    }
+}

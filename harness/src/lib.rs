@@ -1,0 +1,33 @@
+//! fleetbench: scale benchmarks and conformance suites for Fleet-style GitOps controllers.
+//!
+//! The binary is a thin shell over these modules: `suite` (what to run), `provider` (where),
+//! `controller` (the system under test), `steps` and `measure` (doing and timing), `slo`
+//! (verdicts), and `results`, `junit`, `report`, `compare`, `history` (what users read).
+
+pub mod cli;
+pub mod commands;
+pub mod compare;
+pub mod controller;
+pub mod environment;
+pub mod history;
+pub mod junit;
+pub mod measure;
+pub mod progress;
+pub mod provider;
+pub mod report;
+pub mod results;
+pub mod runner;
+pub mod sensitivity;
+pub mod slo;
+pub mod steps;
+pub mod suite;
+
+/// Selects rustls' crypto provider (ring) for the process, once. The workspace builds
+/// reqwest without a provider of its own, so every HTTP client needs this first; calling it
+/// again is harmless.
+pub fn init_crypto() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}

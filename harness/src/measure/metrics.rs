@@ -1,0 +1,317 @@
+//! API call counts from the API server's `/metrics` (`apiserver_request_total`).
+//!
+//! Counting on the server side, by scraping before and after a phase, works identically on
+//! the embedded apiserver, kind and any real cluster, and counts the writes of every client
+//! (the controller, its agents) without instrumenting any of them.
+
+use std::collections::BTreeMap;
+
+use crate::results::ApiRequestCount;
+
+/// The metric that counts requests.
+pub const REQUEST_TOTAL: &str = "apiserver_request_total";
+
+/// The label set of one `apiserver_request_total` series.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RequestKey {
+    /// Verb.
+    pub verb: String,
+    /// API group.
+    pub group: String,
+    /// Resource.
+    pub resource: String,
+    /// Subresource.
+    pub subresource: String,
+    /// Code.
+    pub code: String,
+}
+
+/// The request counters at one moment.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RequestTotals {
+    /// Counter value per label set.
+    pub counts: BTreeMap<RequestKey, f64>,
+}
+
+/// Why `/metrics` could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsError {
+    /// The request failed.
+    #[error("cannot scrape the API server's /metrics: {0}")]
+    Scrape(String),
+    /// The text has no `apiserver_request_total`.
+    #[error(
+        "the API server's /metrics has no {REQUEST_TOTAL} series (is it a Kubernetes API server?)"
+    )]
+    NoRequestTotals,
+}
+
+impl RequestTotals {
+    /// Parses Prometheus text exposition, keeping `apiserver_request_total` series.
+    pub fn parse(text: &str) -> Result<RequestTotals, MetricsError> {
+        let mut counts = BTreeMap::new();
+        let mut seen_family = false;
+        for line in text.lines() {
+            let line = line.trim();
+            if line.starts_with('#') {
+                if line.contains(REQUEST_TOTAL) {
+                    seen_family = true;
+                }
+                continue;
+            }
+            let Some(rest) = line.strip_prefix(REQUEST_TOTAL) else {
+                continue;
+            };
+            let Some((labels, value)) = split_sample(rest) else {
+                continue;
+            };
+            seen_family = true;
+            let Ok(value) = value.parse::<f64>() else {
+                continue;
+            };
+            let key = RequestKey {
+                verb: labels.get("verb").cloned().unwrap_or_default(),
+                group: labels.get("group").cloned().unwrap_or_default(),
+                resource: labels.get("resource").cloned().unwrap_or_default(),
+                subresource: labels.get("subresource").cloned().unwrap_or_default(),
+                code: labels.get("code").cloned().unwrap_or_default(),
+            };
+            // Real apiservers split series by more labels (component, scope, dry_run):
+            // sum them into ours.
+            *counts.entry(key).or_insert(0.0) += value;
+        }
+        if !seen_family {
+            return Err(MetricsError::NoRequestTotals);
+        }
+        Ok(RequestTotals { counts })
+    }
+
+    /// What happened between `before` and `self`, non-zero entries only.
+    pub fn since(&self, before: &RequestTotals) -> Vec<ApiRequestCount> {
+        let mut deltas = Vec::new();
+        for (key, after) in &self.counts {
+            let previous = before.counts.get(key).copied().unwrap_or(0.0);
+            // A counter that went down means the server restarted: count from zero.
+            let delta = if *after >= previous {
+                after - previous
+            } else {
+                *after
+            };
+            if delta >= 0.5 {
+                deltas.push(ApiRequestCount {
+                    verb: key.verb.clone(),
+                    group: key.group.clone(),
+                    resource: key.resource.clone(),
+                    subresource: key.subresource.clone(),
+                    code: key.code.clone(),
+                    count: delta.round() as u64,
+                });
+            }
+        }
+        deltas
+    }
+}
+
+/// Splits `{labels} value [timestamp]` (or ` value`) into labels and value.
+fn split_sample(rest: &str) -> Option<(BTreeMap<String, String>, &str)> {
+    if rest.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_' || c == ':') {
+        // A longer metric name with our prefix (apiserver_request_total_foo): not ours.
+        return None;
+    }
+    let rest = rest.trim_start();
+    if let Some(body) = rest.strip_prefix('{') {
+        let (labels, after) = parse_labels(body)?;
+        let value = after.split_whitespace().next()?;
+        Some((labels, value))
+    } else {
+        Some((BTreeMap::new(), rest.split_whitespace().next()?))
+    }
+}
+
+/// Parses `a="x",b="y\"z"}` and returns the labels and what follows the `}`.
+fn parse_labels(body: &str) -> Option<(BTreeMap<String, String>, &str)> {
+    let mut labels = BTreeMap::new();
+    let mut rest = body;
+    loop {
+        rest = rest.trim_start_matches([' ', ',']);
+        if let Some(after) = rest.strip_prefix('}') {
+            return Some((labels, after));
+        }
+        let (name, after_name) = rest.split_once('=')?;
+        let mut chars = after_name.strip_prefix('"')?.char_indices();
+        let mut value = String::new();
+        let end = loop {
+            let (index, c) = chars.next()?;
+            match c {
+                '\\' => match chars.next()?.1 {
+                    'n' => value.push('\n'),
+                    other => value.push(other),
+                },
+                '"' => break index,
+                other => value.push(other),
+            }
+        };
+        labels.insert(name.trim().to_string(), value);
+        rest = &after_name[1 + end + 1..];
+    }
+}
+
+/// Every sample of the families whose name starts with one of `prefixes`, keyed
+/// `name{label="value",...}` (labels sorted), summed over identical keys. Histogram buckets
+/// are left out (their `_sum` and `_count` stay).
+pub fn samples_with_prefix(text: &str, prefixes: &[&str]) -> BTreeMap<String, f64> {
+    let mut samples = BTreeMap::new();
+    for line in text.lines().map(str::trim) {
+        if line.starts_with('#') || line.is_empty() {
+            continue;
+        }
+        let name_end = line
+            .find(|c: char| c == '{' || c.is_whitespace())
+            .unwrap_or(line.len());
+        let name = &line[..name_end];
+        if name.ends_with("_bucket") || !prefixes.iter().any(|p| name.starts_with(p)) {
+            continue;
+        }
+        let Some((labels, value)) = split_sample(&line[name_end..]) else {
+            continue;
+        };
+        let Ok(value) = value.parse::<f64>() else {
+            continue;
+        };
+        let key = if labels.is_empty() {
+            name.to_string()
+        } else {
+            let rendered: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+            format!("{name}{{{}}}", rendered.join(","))
+        };
+        *samples.entry(key).or_insert(0.0) += value;
+    }
+    samples
+}
+
+/// Writes in `requests` grouped as `resource[/subresource] VERB` (for step breakdowns).
+pub fn writes_by_target_and_verb(requests: &[ApiRequestCount]) -> BTreeMap<String, f64> {
+    let mut totals = BTreeMap::new();
+    for request in requests.iter().filter(|r| r.is_write()) {
+        *totals
+            .entry(format!("{} {}", request.target(), request.verb))
+            .or_insert(0.0) += request.count as f64;
+    }
+    totals
+}
+
+/// Writes in `requests` to any of `resources` (and `subresource`, when given).
+pub fn count_writes(
+    requests: &[ApiRequestCount],
+    resources: &[String],
+    subresource: Option<&str>,
+) -> (u64, BTreeMap<String, f64>) {
+    let selected: Vec<ApiRequestCount> = requests
+        .iter()
+        .filter(|r| r.is_write() && resources.contains(&r.resource))
+        .filter(|r| subresource.is_none_or(|s| r.subresource == s))
+        .cloned()
+        .collect();
+    let total = selected.iter().map(|r| r.count).sum();
+    (total, writes_by_target_and_verb(&selected))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BEFORE: &str = r#"# HELP apiserver_request_total Counter of apiserver requests.
+# TYPE apiserver_request_total counter
+apiserver_request_total{verb="PATCH",group="fleet.cattle.io",version="v1alpha1",resource="bundles",subresource="status",code="200"} 10
+apiserver_request_total{verb="CREATE",group="fleet.cattle.io",version="v1alpha1",resource="bundledeployments",subresource="",code="201"} 5
+apiserver_request_total{verb="LIST",group="fleet.cattle.io",version="v1alpha1",resource="bundles",subresource="",code="200"} 3
+apiserver_request_duration_seconds_bucket{verb="LIST",le="0.1"} 3
+"#;
+
+    const AFTER: &str = r#"apiserver_request_total{verb="PATCH",group="fleet.cattle.io",version="v1alpha1",resource="bundles",subresource="status",code="200"} 25 1712345678
+apiserver_request_total{verb="CREATE",group="fleet.cattle.io",version="v1alpha1",resource="bundledeployments",subresource="",code="201"} 305
+apiserver_request_total{verb="CREATE",group="fleet.cattle.io",version="v1alpha1",resource="bundledeployments",subresource="",code="409",component="x"} 2
+apiserver_request_total{verb="LIST",group="fleet.cattle.io",version="v1alpha1",resource="bundles",subresource="",code="200"} 3
+apiserver_request_total{verb="UPDATE",group="fleet.cattle.io",version="v1alpha1",resource="gitrepos",subresource="status",code="200",note="a \"quoted\", value"} 7
+"#;
+
+    #[test]
+    fn deltas_between_two_scrapes() {
+        let before = RequestTotals::parse(BEFORE).unwrap();
+        let after = RequestTotals::parse(AFTER).unwrap();
+        let deltas = after.since(&before);
+        let get = |verb: &str, resource: &str, code: &str| {
+            deltas
+                .iter()
+                .find(|d| d.verb == verb && d.resource == resource && d.code == code)
+                .map(|d| d.count)
+        };
+        assert_eq!(get("PATCH", "bundles", "200"), Some(15));
+        assert_eq!(get("CREATE", "bundledeployments", "201"), Some(300));
+        assert_eq!(get("CREATE", "bundledeployments", "409"), Some(2));
+        assert_eq!(
+            get("UPDATE", "gitrepos", "200"),
+            Some(7),
+            "escaped label values parse"
+        );
+        assert_eq!(
+            get("LIST", "bundles", "200"),
+            None,
+            "unchanged series are dropped"
+        );
+    }
+
+    #[test]
+    fn counts_writes_by_resource_and_subresource() {
+        let deltas = RequestTotals::parse(AFTER)
+            .unwrap()
+            .since(&RequestTotals::default());
+        let status = ["gitrepos".to_string(), "bundles".to_string()];
+        let (total, breakdown) = count_writes(&deltas, &status, Some("status"));
+        assert_eq!(total, 32);
+        assert_eq!(breakdown["bundles/status PATCH"], 25.0);
+        assert_eq!(breakdown["gitrepos/status UPDATE"], 7.0);
+        let (bds, _) = count_writes(&deltas, &["bundledeployments".to_string()], None);
+        assert_eq!(bds, 307);
+    }
+
+    #[test]
+    fn text_without_request_totals_is_an_error() {
+        assert!(matches!(
+            RequestTotals::parse("process_cpu_seconds_total 1\n"),
+            Err(MetricsError::NoRequestTotals)
+        ));
+        assert!(RequestTotals::parse("# TYPE apiserver_request_total counter\n").is_ok());
+    }
+
+    #[test]
+    fn samples_by_prefix_keep_labels_and_skip_buckets() {
+        let text = "# TYPE fleet_status_writes_total counter\nfleet_status_writes_total{resource=\"bundles\",outcome=\"issued\"} 12\nfleet_status_writes_total{outcome=\"skipped\",resource=\"bundles\"} 30\ncontroller_runtime_reconcile_time_seconds_bucket{le=\"1\"} 3\ncontroller_runtime_reconcile_time_seconds_sum 0.5\nprocess_cpu_seconds_total 9\n";
+        let samples = samples_with_prefix(text, &["fleet_", "controller_runtime_"]);
+        assert_eq!(
+            samples["fleet_status_writes_total{outcome=\"issued\",resource=\"bundles\"}"],
+            12.0
+        );
+        assert_eq!(
+            samples["fleet_status_writes_total{outcome=\"skipped\",resource=\"bundles\"}"],
+            30.0
+        );
+        assert_eq!(
+            samples["controller_runtime_reconcile_time_seconds_sum"],
+            0.5
+        );
+        assert_eq!(samples.len(), 3, "{samples:?}");
+    }
+
+    #[test]
+    fn a_counter_reset_counts_from_zero() {
+        let before = RequestTotals::parse(AFTER).unwrap();
+        let after = RequestTotals::parse(BEFORE).unwrap();
+        let deltas = after.since(&before);
+        assert!(
+            deltas
+                .iter()
+                .any(|d| d.resource == "bundles" && d.verb == "PATCH" && d.count == 10)
+        );
+    }
+}

@@ -1,0 +1,228 @@
+//! What the kind provider needs before it creates anything: the `kind` binary, the kind
+//! node image and the Gitea image, all on this machine.
+//!
+//! Where a registry is unreachable (as here) a missing image does not fail fast on its own:
+//! kind and testcontainers both try to pull it first. So everything is checked up front,
+//! and the error lists every missing piece with how to get it, before a cluster exists.
+
+use std::ffi::OsStr;
+use std::fmt;
+use std::path::PathBuf;
+
+use crate::provider::docker::images::ImageLookup;
+
+use super::command::Kind;
+
+/// The kind node image used unless `FLEETBENCH_KIND_NODE_IMAGE` says otherwise: Kubernetes
+/// 1.33, the API version the harness's client types are built for.
+pub const DEFAULT_NODE_IMAGE: &str = "kindest/node:v1.33.1";
+/// Environment variable choosing the node image.
+pub const NODE_IMAGE_ENV: &str = "FLEETBENCH_KIND_NODE_IMAGE";
+/// The kind release whose default node image is [`DEFAULT_NODE_IMAGE`].
+pub const KIND_RELEASE: &str = "v0.29.0";
+
+/// One thing the kind provider needs and does not have.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Missing {
+    /// No `kind` binary on `PATH`.
+    KindBinary {
+        /// The directories searched.
+        searched: String,
+    },
+    /// The kind node image is not local.
+    NodeImage {
+        /// The image.
+        image: String,
+    },
+    /// The Gitea image is not local.
+    GiteaImage {
+        /// The image.
+        image: String,
+    },
+}
+
+impl fmt::Display for Missing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Missing::KindBinary { searched } => write!(
+                f,
+                "`kind` is not on PATH (searched {searched}): install kind {KIND_RELEASE} or newer, e.g. `go install sigs.k8s.io/kind@{KIND_RELEASE}` or the release binary from https://kind.sigs.k8s.io/docs/user/quick-start/#installation"
+            ),
+            Missing::NodeImage { image } => write!(
+                f,
+                "the kind node image {image} is not on this machine, and images cannot be pulled from here: run `docker pull {image}` where a registry is reachable and bring it over with `docker save {image} | docker load`, or set {NODE_IMAGE_ENV} to a node image you have"
+            ),
+            Missing::GiteaImage { image } => write!(
+                f,
+                "the Gitea image {image} (testcontainers-modules' gitea module) is not on this machine: run `docker pull {image}` where a registry is reachable and bring it over with `docker save {image} | docker load`"
+            ),
+        }
+    }
+}
+
+/// The kind provider cannot run here.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the kind provider cannot run on this machine:\n{}\n(--provider docker runs the same suites on this project's own images, built by `make images`; --provider embedded needs nothing)",
+    missing.iter().map(|m| format!("  - {m}")).collect::<Vec<_>>().join("\n")
+)]
+pub struct PreflightError {
+    /// Everything missing.
+    pub missing: Vec<Missing>,
+}
+
+/// The images the kind provider uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KindImages {
+    /// The node image.
+    pub node: String,
+    /// The Gitea image.
+    pub gitea: String,
+}
+
+impl KindImages {
+    /// `$FLEETBENCH_KIND_NODE_IMAGE` (or [`DEFAULT_NODE_IMAGE`]) and the gitea module's image.
+    pub fn from_env() -> Self {
+        Self {
+            node: std::env::var(NODE_IMAGE_ENV)
+                .ok()
+                .filter(|i| !i.trim().is_empty())
+                .unwrap_or_else(|| DEFAULT_NODE_IMAGE.to_string()),
+            gitea: super::gitea::image_reference(),
+        }
+    }
+}
+
+/// `program` in the directories of `path` (a `PATH` value), if it is an executable file.
+pub fn find_on_path(program: &str, path: Option<&OsStr>) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::env::split_paths(path?)
+        .map(|dir| dir.join(program))
+        .find(|candidate| {
+            std::fs::metadata(candidate)
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+}
+
+/// Checks for `kind` on `path` and for `images` on the engine; returns the `kind` CLI, or
+/// every missing piece at once.
+pub async fn check(
+    path: Option<&OsStr>,
+    lookup: &dyn ImageLookup,
+    images: &KindImages,
+) -> Result<Kind, PreflightError> {
+    let mut missing = Vec::new();
+    let kind = find_on_path("kind", path);
+    if kind.is_none() {
+        missing.push(Missing::KindBinary {
+            searched: path
+                .map(|p| p.to_string_lossy().into_owned())
+                .filter(|p| !p.is_empty())
+                .unwrap_or_else(|| "(PATH is not set)".to_string()),
+        });
+    }
+    // A lookup error is reported as missing: either way the image cannot be used.
+    if !lookup.is_present(&images.node).await.unwrap_or(false) {
+        missing.push(Missing::NodeImage {
+            image: images.node.clone(),
+        });
+    }
+    if !lookup.is_present(&images.gitea).await.unwrap_or(false) {
+        missing.push(Missing::GiteaImage {
+            image: images.gitea.clone(),
+        });
+    }
+    match kind {
+        Some(binary) if missing.is_empty() => Ok(Kind::new(binary)),
+        _ => Err(PreflightError { missing }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::ffi::OsString;
+    use std::os::unix::fs::PermissionsExt as _;
+
+    use super::*;
+    use crate::provider::docker::images::tests::FakeImages;
+
+    fn images() -> KindImages {
+        KindImages {
+            node: DEFAULT_NODE_IMAGE.to_string(),
+            gitea: "gitea/gitea:1.22.3-rootless".to_string(),
+        }
+    }
+
+    /// A directory holding an executable `kind` (and a PATH value naming it).
+    fn fake_kind_dir() -> (tempfile::TempDir, OsString) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let kind = dir.path().join("kind");
+        std::fs::write(&kind, "#!/bin/sh\necho kind v0.29.0\n").expect("write");
+        std::fs::set_permissions(&kind, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let path = std::env::join_paths([PathBuf::from("/nonexistent"), dir.path().to_path_buf()])
+            .expect("joins");
+        (dir, path)
+    }
+
+    #[tokio::test]
+    async fn everything_missing_is_reported_at_once_with_how_to_get_it() {
+        let empty = tempfile::tempdir().expect("tempdir");
+        let path = empty.path().as_os_str().to_owned();
+        let error = check(Some(&path), &FakeImages(BTreeSet::new()), &images())
+            .await
+            .expect_err("nothing is there");
+        assert_eq!(error.missing.len(), 3, "{error}");
+        let text = error.to_string();
+        assert!(text.contains("`kind` is not on PATH"), "{text}");
+        assert!(text.contains(&empty.path().display().to_string()), "{text}");
+        assert!(
+            text.contains("go install sigs.k8s.io/kind@v0.29.0"),
+            "{text}"
+        );
+        assert!(text.contains("docker pull kindest/node:v1.33.1"), "{text}");
+        assert!(text.contains(NODE_IMAGE_ENV), "{text}");
+        assert!(
+            text.contains("docker pull gitea/gitea:1.22.3-rootless"),
+            "{text}"
+        );
+        assert!(text.contains("--provider docker"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn only_the_missing_image_is_named_when_kind_is_installed() {
+        let (_dir, path) = fake_kind_dir();
+        let lookup = FakeImages(BTreeSet::from(["gitea/gitea:1.22.3-rootless".to_string()]));
+        let error = check(Some(&path), &lookup, &images())
+            .await
+            .expect_err("node image missing");
+        assert_eq!(
+            error.missing,
+            [Missing::NodeImage {
+                image: DEFAULT_NODE_IMAGE.to_string()
+            }]
+        );
+    }
+
+    #[tokio::test]
+    async fn with_everything_present_the_kind_binary_is_returned() {
+        let (dir, path) = fake_kind_dir();
+        let lookup = FakeImages(BTreeSet::from([
+            DEFAULT_NODE_IMAGE.to_string(),
+            "gitea/gitea:1.22.3-rootless".to_string(),
+        ]));
+        let kind = check(Some(&path), &lookup, &images())
+            .await
+            .expect("all there");
+        assert_eq!(kind.binary(), dir.path().join("kind"));
+    }
+
+    #[test]
+    fn non_executable_files_and_unset_paths_are_not_found() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("kind"), "not executable").expect("write");
+        assert_eq!(find_on_path("kind", Some(dir.path().as_os_str())), None);
+        assert_eq!(find_on_path("kind", None), None);
+        assert!(find_on_path("sh", std::env::var_os("PATH").as_deref()).is_some());
+    }
+}

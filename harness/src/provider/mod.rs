@@ -1,0 +1,303 @@
+//! Providers: where the management cluster, the git server and the controller run.
+//!
+//! A suite never talks to a provider directly; it gets an [`Environment`] with endpoints
+//! (a kubeconfig, a git forge URL and credentials, which fleetbench extensions exist) and
+//! hooks (start the controller where controllers run here, prepare a downstream cluster,
+//! tear everything down). `embedded` runs everything on this machine; `existing` points at
+//! a cluster you already have; `docker` and `kind` come with issue 6 behind the same trait.
+//! Every suite gets a fresh environment, so one suite's leftovers never skew the next.
+
+pub mod docker;
+mod embedded;
+mod existing;
+mod fault;
+pub mod kind;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio_util::sync::CancellationToken;
+
+pub use embedded::EmbeddedProvider;
+pub use existing::ExistingProvider;
+pub use fault::Fault;
+
+use crate::cli::{EnvironmentArgs, ProviderKind};
+use crate::controller::{ControllerError, ControllerLaunch, LocalController};
+
+/// Label put on every object the harness creates (so `existing` clusters can be cleaned).
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+/// Its value.
+pub const MANAGED_BY: &str = "fleetbench";
+/// Label naming the suite that created an object.
+pub const SUITE_LABEL: &str = "fleetbench.io/suite";
+
+/// Why an environment could not be provided.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    /// The provider is planned, not built.
+    #[error("provider {provider:?} is not implemented yet: see issue 6 (use --provider embedded)")]
+    NotImplemented {
+        /// Which.
+        provider: &'static str,
+    },
+    /// The Kubernetes API server could not be started.
+    #[error("cannot start the embedded Kubernetes API server: {0}")]
+    ApiServer(String),
+    /// The git server could not be started.
+    #[error("cannot start the embedded git server: {0}")]
+    GitServer(String),
+    /// The cluster does not answer.
+    #[error("cannot reach the Kubernetes API server at {url} (kubeconfig {kubeconfig}): {reason}")]
+    Unreachable {
+        /// Server URL.
+        url: String,
+        /// Kubeconfig used.
+        kubeconfig: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A kubeconfig is needed and missing or invalid.
+    #[error("kubeconfig problem: {0}")]
+    Kubeconfig(String),
+    /// The controller could not be started.
+    #[error(transparent)]
+    Controller(#[from] ControllerError),
+    /// File system error.
+    #[error("cannot prepare {path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// Cleaning up failed (what remains is named).
+    #[error("teardown incomplete: {0}")]
+    Teardown(String),
+    /// The docker provider failed (engine, images, containers, network).
+    #[error(transparent)]
+    Docker(#[from] docker::DockerError),
+    /// The kind provider failed (kind, images, clusters, Gitea).
+    #[error(transparent)]
+    Kind(#[from] kind::KindError),
+    /// The environment cannot do what a suite asks (e.g. a fault on the embedded provider).
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+/// What a suite needs to reach.
+#[derive(Debug, Clone)]
+pub struct Endpoints {
+    /// Kubeconfig (YAML) for the harness.
+    pub kubeconfig_yaml: String,
+    /// The same, as a file, for a local controller.
+    pub kubeconfig_path: PathBuf,
+    /// The git forge's base URL, as the harness reaches it.
+    pub git_api_url: String,
+    /// Clone URLs, as the controller reaches them: `{git_clone_base}/{owner}/{repo}.git`.
+    pub git_clone_base: String,
+    /// Forge user.
+    pub git_user: String,
+    /// Forge password.
+    pub git_password: String,
+    /// The git server serves fleetbench's extensions (request log, per-repo faults).
+    pub git_extensions: bool,
+    /// The API server serves `/fleetbench/faults`.
+    pub api_faults: bool,
+    /// Versions, for the results' environment section.
+    pub git_server_version: Option<String>,
+}
+
+/// A downstream cluster a provider created for a Cluster object (apply-mode agents).
+#[derive(Debug, Clone)]
+pub struct DownstreamCluster {
+    /// Name of a Secret (in the workspace namespace) holding its kubeconfig.
+    pub kubeconfig_secret: String,
+}
+
+/// A controller running somewhere, as the suite sees it.
+#[async_trait]
+pub trait RunningController: Send {
+    /// Local process id, when CPU/RSS can be sampled from this machine.
+    fn pid(&self) -> Option<u32>;
+    /// Where `/metrics` and `/webhook` are served (as the harness reaches it).
+    fn address(&self) -> SocketAddr;
+    /// The webhook URL as the git server reaches it.
+    fn webhook_url(&self) -> String;
+    /// The controller's log file, when there is one on this machine.
+    fn log(&self) -> Option<&Path>;
+    /// An error if the controller is gone.
+    fn check_alive(&mut self) -> Result<(), ControllerError>;
+    /// Stops it (bounded).
+    async fn stop(self: Box<Self>);
+}
+
+#[async_trait]
+impl RunningController for LocalController {
+    fn pid(&self) -> Option<u32> {
+        Some(LocalController::pid(self))
+    }
+
+    fn address(&self) -> SocketAddr {
+        LocalController::address(self)
+    }
+
+    fn webhook_url(&self) -> String {
+        format!("http://{}/webhook", LocalController::address(self))
+    }
+
+    fn log(&self) -> Option<&Path> {
+        Some(LocalController::log(self))
+    }
+
+    fn check_alive(&mut self) -> Result<(), ControllerError> {
+        LocalController::check_alive(self)
+    }
+
+    async fn stop(self: Box<Self>) {
+        LocalController::stop(*self).await;
+    }
+}
+
+/// One suite's environment.
+#[async_trait]
+pub trait Environment: Send + Sync {
+    /// Provider name (results).
+    fn provider(&self) -> &'static str;
+    /// Endpoints.
+    fn endpoints(&self) -> &Endpoints;
+    /// Starts the bundled controller where this environment runs controllers; by default a
+    /// local subprocess with the environment's kubeconfig file.
+    async fn start_controller(
+        &self,
+        launch: &ControllerLaunch,
+        cancel: &CancellationToken,
+    ) -> Result<Box<dyn RunningController>, ProviderError> {
+        let controller = LocalController::start(launch, cancel).await?;
+        Ok(Box::new(controller))
+    }
+    /// Called before Cluster `namespace/name` is registered; providers with real downstream
+    /// clusters create one (when the suite's agent mode wants them) and return its
+    /// kubeconfig Secret in `namespace`. By default there is none (the controller's
+    /// simulated agent plays every cluster).
+    async fn downstream_cluster(
+        &self,
+        _namespace: &str,
+        _name: &str,
+    ) -> Result<Option<DownstreamCluster>, ProviderError> {
+        Ok(None)
+    }
+    /// Injects an infrastructure fault; by default the environment cannot.
+    async fn fault(&self, fault: &Fault) -> Result<(), ProviderError> {
+        Err(ProviderError::Unsupported(format!(
+            "the {} provider cannot {fault} (--provider docker can)",
+            self.provider()
+        )))
+    }
+    /// Removes everything the environment created. Also runs (best effort) on drop.
+    async fn teardown(self: Box<Self>) -> Result<(), ProviderError>;
+}
+
+/// What a provider is asked for.
+#[derive(Debug, Clone)]
+pub struct EnvironmentSpec {
+    /// Suite name (labels, directory names).
+    pub suite: String,
+    /// A directory for this environment's files (kubeconfig, git data, logs).
+    pub work_dir: PathBuf,
+    /// Bound on the environment becoming usable.
+    pub timeout: Duration,
+}
+
+/// Creates environments.
+#[async_trait]
+pub trait Provider: Send + Sync {
+    /// Name (results).
+    fn name(&self) -> &'static str;
+    /// Creates a fresh environment.
+    async fn create(
+        &self,
+        spec: &EnvironmentSpec,
+        cancel: &CancellationToken,
+    ) -> Result<Box<dyn Environment>, ProviderError>;
+}
+
+/// PLACEHOLDER for issue 6: docker and kind are not built yet; choosing them fails at once
+/// with a message that says so.
+struct NotYet(&'static str);
+
+#[async_trait]
+impl Provider for NotYet {
+    fn name(&self) -> &'static str {
+        self.0
+    }
+
+    async fn create(
+        &self,
+        _spec: &EnvironmentSpec,
+        _cancel: &CancellationToken,
+    ) -> Result<Box<dyn Environment>, ProviderError> {
+        Err(ProviderError::NotImplemented { provider: self.0 })
+    }
+}
+
+/// The provider the command line asks for.
+pub fn from_args(args: &EnvironmentArgs) -> Result<Box<dyn Provider>, ProviderError> {
+    Ok(match args.provider {
+        ProviderKind::Embedded => Box::new(EmbeddedProvider),
+        ProviderKind::Existing => {
+            let kubeconfig = args.kubeconfig.clone().ok_or_else(|| {
+                ProviderError::Kubeconfig(
+                    "--provider existing needs --kubeconfig FILE (or KUBECONFIG)".to_string(),
+                )
+            })?;
+            Box::new(ExistingProvider::new(kubeconfig))
+        }
+        ProviderKind::Docker => Box::new(docker::DockerProvider::from_env()),
+        ProviderKind::Kind => Box::new(kind::KindProvider::from_env()),
+    })
+}
+
+/// The placeholder for providers of issue 6 (for callers that want a provider object).
+pub fn not_yet(name: &'static str) -> Box<dyn Provider> {
+    Box::new(NotYet(name))
+}
+
+/// Builds a kube client from kubeconfig YAML.
+pub async fn kube_client(
+    kubeconfig_yaml: &str,
+    origin: &str,
+) -> Result<kube::Client, ProviderError> {
+    let kubeconfig = kube::config::Kubeconfig::from_yaml(kubeconfig_yaml)
+        .map_err(|e| ProviderError::Kubeconfig(format!("{origin}: {e}")))?;
+    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .map_err(|e| ProviderError::Kubeconfig(format!("{origin}: {e}")))?;
+    config.connect_timeout = Some(Duration::from_secs(10));
+    config.read_timeout = Some(Duration::from_secs(295));
+    kube::Client::try_from(config).map_err(|e| ProviderError::Kubeconfig(format!("{origin}: {e}")))
+}
+
+/// Asks the API server for `/version` (bounded); the first thing done with any cluster,
+/// so an unreachable one fails with a clear message before anything else happens.
+pub async fn check_reachable(
+    client: &kube::Client,
+    url: &str,
+    kubeconfig: &str,
+) -> Result<String, ProviderError> {
+    match tokio::time::timeout(Duration::from_secs(15), client.apiserver_version()).await {
+        Ok(Ok(info)) => Ok(info.git_version),
+        Ok(Err(error)) => Err(ProviderError::Unreachable {
+            url: url.to_string(),
+            kubeconfig: kubeconfig.to_string(),
+            reason: error.to_string(),
+        }),
+        Err(_) => Err(ProviderError::Unreachable {
+            url: url.to_string(),
+            kubeconfig: kubeconfig.to_string(),
+            reason: "no answer within 15s".to_string(),
+        }),
+    }
+}

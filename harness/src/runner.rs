@@ -1,0 +1,744 @@
+//! Running suites: a fresh environment per suite, the controller, the recorder, the steps,
+//! the verdicts, and results written after every suite so nothing is lost to a crash or a
+//! Ctrl-C.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::ControllerMode;
+use crate::controller::{self, ControllerLaunch, DEFAULT_READY_TIMEOUT};
+use crate::measure::metrics::{RequestTotals, writes_by_target_and_verb};
+use crate::measure::recorder::Recorder;
+use crate::measure::resources::ResourceSampler;
+use crate::provider::{self, EnvironmentSpec, Provider, RunningController};
+use crate::results::{
+    BaselineResult, ControllerInfo, Measurement, ResourceUsage, RunResults, SCHEMA_VERSION,
+    Settings, StepResult, SuiteResult, SuiteStatus,
+};
+use crate::steps::{self, Context, StepError, World};
+use crate::suite::{LegacySwitch, Profile, Suite};
+use crate::{environment, junit, report, slo};
+
+/// Sampling period of controller CPU and memory.
+const SAMPLE_EVERY: Duration = Duration::from_millis(500);
+/// Bound on tearing an environment down.
+const TEARDOWN_TIMEOUT: Duration = Duration::from_secs(90);
+/// Bound on the watch recorder's initial lists.
+const SYNC_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Everything a run needs.
+pub struct RunOptions {
+    /// Suites (after overrides), with their files.
+    pub suites: Vec<(PathBuf, Suite)>,
+    /// The `--set` arguments, as given (recorded with the results).
+    pub overrides: Vec<String>,
+    /// Where environments come from.
+    pub provider: Arc<dyn Provider>,
+    /// Bundled or external controller.
+    pub controller_mode: ControllerMode,
+    /// The bundled controller's binary (checked to exist).
+    pub controller_bin: Option<PathBuf>,
+    /// An external controller's webhook URL.
+    pub webhook_url: Option<String>,
+    /// Output directory.
+    pub out: PathBuf,
+    /// Suites with any of these tags run in the background, alongside the others.
+    pub background_tags: Vec<String>,
+    /// The command line (recorded).
+    pub command: Vec<String>,
+}
+
+struct Shared {
+    options: RunOptions,
+    results: Mutex<RunResults>,
+    slots: Mutex<Vec<Option<SuiteResult>>>,
+    /// Set when something failed that will fail every following suite too.
+    abort: Mutex<Option<String>>,
+    origin: Instant,
+}
+
+fn now() -> String {
+    jiff::Timestamp::now().to_string()
+}
+
+/// Runs every suite and writes `results.json`, `junit.xml` and `report.html` into
+/// `options.out` (also after each suite, so partial results survive).
+pub async fn run(options: RunOptions, cancel: CancellationToken) -> RunResults {
+    crate::init_crypto();
+    let controller_info = match options.controller_mode {
+        ControllerMode::Bundled => ControllerInfo {
+            mode: "bundled".into(),
+            binary: options
+                .controller_bin
+                .as_ref()
+                .map(|p| p.display().to_string()),
+            version: match &options.controller_bin {
+                Some(binary) => controller::version(binary).await,
+                None => None,
+            },
+        },
+        ControllerMode::External => ControllerInfo {
+            mode: "external".into(),
+            binary: None,
+            version: None,
+        },
+    };
+    let results = RunResults {
+        schema_version: SCHEMA_VERSION,
+        fleetbench_version: env!("CARGO_PKG_VERSION").to_string(),
+        command: options.command.clone(),
+        started_at: now(),
+        finished_at: None,
+        duration_s: 0.0,
+        provider: options.provider.name().to_string(),
+        controller: controller_info,
+        environment: environment::describe(),
+        suites: Vec::new(),
+        passed: false,
+    };
+    let count = options.suites.len();
+    let shared = Arc::new(Shared {
+        options,
+        results: Mutex::new(results),
+        slots: Mutex::new(vec![None; count]),
+        abort: Mutex::new(None),
+        origin: Instant::now(),
+    });
+    write_outputs(&shared, false);
+
+    let mut background = Vec::new();
+    let mut foreground = Vec::new();
+    for index in 0..count {
+        let suite = &shared.options.suites[index].1;
+        if shared
+            .options
+            .background_tags
+            .iter()
+            .any(|tag| suite.has_tag(tag))
+        {
+            background.push(index);
+        } else {
+            foreground.push(index);
+        }
+    }
+    let mut handles = Vec::new();
+    for index in background {
+        let shared = Arc::clone(&shared);
+        let cancel = cancel.clone();
+        tracing::info!(suite = %shared.options.suites[index].1.name, "started in the background");
+        handles.push(tokio::spawn(async move {
+            run_and_store(&shared, index, &cancel).await;
+        }));
+    }
+    for index in foreground {
+        run_and_store(&shared, index, &cancel).await;
+    }
+    for handle in handles {
+        let _ = handle.await;
+    }
+    write_outputs(&shared, true);
+    shared.results.lock().clone()
+}
+
+async fn run_and_store(shared: &Arc<Shared>, index: usize, cancel: &CancellationToken) {
+    let (path, suite) = &shared.options.suites[index];
+    let result = if let Some(reason) = shared.abort.lock().clone() {
+        not_run(shared, path, suite, &format!("not run: {reason}"))
+    } else if cancel.is_cancelled() {
+        not_run(shared, path, suite, "not run: interrupted")
+    } else {
+        tracing::info!(suite = %suite.name, profile = %suite.controller.profile, "suite starting");
+        let result = run_suite(shared, path, suite, cancel).await;
+        tracing::debug!(suite = %suite.name, "suite finished");
+        log_verdict(&result);
+        result
+    };
+    shared.slots.lock()[index] = Some(result);
+    let writing = Instant::now();
+    write_outputs(shared, false);
+    tracing::debug!(seconds = writing.elapsed().as_secs_f64(), "outputs written");
+}
+
+fn log_verdict(result: &SuiteResult) {
+    let failed: Vec<&str> = result
+        .slos
+        .iter()
+        .filter(|s| !s.pass)
+        .map(|s| s.name.as_str())
+        .collect();
+    match result.status {
+        SuiteStatus::Passed => tracing::info!(
+            suite = %result.name,
+            "PASSED: {} SLOs in {:.1}s",
+            result.slos.len(),
+            result.duration_s
+        ),
+        SuiteStatus::Failed => tracing::warn!(
+            suite = %result.name,
+            "FAILED: {} ({:.1}s)",
+            failed.join(", "),
+            result.duration_s
+        ),
+        SuiteStatus::Error => tracing::error!(
+            suite = %result.name,
+            "ERROR: {}",
+            result.error.as_deref().unwrap_or("unknown")
+        ),
+    }
+}
+
+fn settings(shared: &Shared, suite: &Suite) -> Settings {
+    Settings {
+        provider: shared.options.provider.name().to_string(),
+        controller: suite.controller.clone(),
+        scale: suite.scale.clone(),
+        overrides: shared.options.overrides.clone(),
+    }
+}
+
+fn not_run(shared: &Shared, path: &Path, suite: &Suite, reason: &str) -> SuiteResult {
+    SuiteResult {
+        name: suite.name.clone(),
+        description: suite.description.clone(),
+        file: Some(path.display().to_string()),
+        tags: suite.tags.clone(),
+        profile: suite.controller.profile,
+        settings: settings(shared, suite),
+        status: SuiteStatus::Error,
+        error: Some(reason.to_string()),
+        started_at: now(),
+        duration_s: 0.0,
+        slos: slo::evaluate(suite, &BTreeMap::new(), Some(reason)),
+        measurements: BTreeMap::new(),
+        steps: Vec::new(),
+        api_requests: Vec::new(),
+        resources: None,
+        controller_metrics: BTreeMap::new(),
+        baseline: None,
+    }
+}
+
+/// Where environments keep their files (git repositories, kubeconfigs): `$FLEETBENCH_SCRATCH`,
+/// else memory-backed `/dev/shm` when it exists (git writes and the removal of hundreds of
+/// repositories then cost nothing measurable), else the system's temporary directory.
+fn scratch_root() -> PathBuf {
+    if let Some(dir) = std::env::var_os("FLEETBENCH_SCRATCH") {
+        return PathBuf::from(dir);
+    }
+    let shm = Path::new("/dev/shm");
+    let writable = shm.is_dir()
+        && tempfile::Builder::new()
+            .prefix("fleetbench-probe-")
+            .tempfile_in(shm)
+            .is_ok();
+    if writable {
+        shm.to_path_buf()
+    } else {
+        std::env::temp_dir()
+    }
+}
+
+/// One pass of a suite's steps in one environment.
+#[derive(Default)]
+struct Pass {
+    measurements: BTreeMap<String, Measurement>,
+    steps: Vec<StepResult>,
+    api_requests: Vec<crate::results::ApiRequestCount>,
+    resources: Option<ResourceUsage>,
+    controller_metrics: BTreeMap<String, f64>,
+    error: Option<String>,
+    /// The failure will repeat for every suite (environment or controller unusable).
+    fatal: bool,
+    kubernetes_version: Option<String>,
+    git_server_version: Option<String>,
+}
+
+async fn run_suite(
+    shared: &Shared,
+    path: &Path,
+    suite: &Suite,
+    cancel: &CancellationToken,
+) -> SuiteResult {
+    let started_at = now();
+    let started = Instant::now();
+    let suite_dir = shared.options.out.join("suites").join(&suite.name);
+    let subject = run_pass(
+        shared,
+        suite,
+        suite.controller.profile,
+        &suite.controller.legacy,
+        &suite_dir,
+        cancel,
+    )
+    .await;
+    let mut measurements = subject.measurements.clone();
+    let mut error = subject.error.clone();
+    let baseline = match (&suite.baseline, &subject.error) {
+        (Some(spec), None) if !cancel.is_cancelled() => {
+            tracing::info!(suite = %suite.name, profile = %spec.profile, "baseline pass");
+            let pass = run_pass(
+                shared,
+                suite,
+                spec.profile,
+                &spec.legacy,
+                &suite_dir.join("baseline"),
+                cancel,
+            )
+            .await;
+            for ratio in &spec.ratios {
+                let now = subject
+                    .measurements
+                    .get(&ratio.measurement)
+                    .and_then(|m| m.stat("value"));
+                let then = pass
+                    .measurements
+                    .get(&ratio.measurement)
+                    .and_then(|m| m.stat("value"));
+                if let (Some(now), Some(then)) = (now, then) {
+                    let value = if then > 0.0 {
+                        now / then
+                    } else {
+                        f64::INFINITY.min(1e9)
+                    };
+                    let mut measurement = Measurement::value(
+                        "ratio",
+                        format!(
+                            "{} with profile {} divided by the same with {} (measured in this run)",
+                            ratio.measurement, suite.controller.profile, spec.profile
+                        ),
+                        value,
+                    );
+                    measurement.breakdown = BTreeMap::from([
+                        (
+                            format!("{} ({})", ratio.measurement, suite.controller.profile),
+                            now,
+                        ),
+                        (format!("{} ({})", ratio.measurement, spec.profile), then),
+                    ]);
+                    measurements.insert(ratio.name.clone(), measurement);
+                }
+            }
+            if let Some(problem) = &pass.error {
+                error = Some(format!("baseline pass ({}): {problem}", spec.profile));
+            }
+            let mut controller = suite.controller.clone();
+            controller.profile = spec.profile;
+            controller.legacy = spec.legacy.clone();
+            Some(BaselineResult {
+                profile: spec.profile,
+                controller,
+                measurements: pass.measurements,
+                steps: pass.steps,
+                api_requests: pass.api_requests,
+                resources: pass.resources,
+                controller_metrics: pass.controller_metrics,
+                error: pass.error,
+            })
+        }
+        _ => None,
+    };
+    if subject.fatal {
+        *shared.abort.lock() = Some(format!(
+            "an earlier suite ({}) could not set up: {}",
+            suite.name,
+            subject.error.as_deref().unwrap_or("unknown")
+        ));
+    }
+    {
+        let mut results = shared.results.lock();
+        if results.environment.kubernetes_version.is_none() {
+            results.environment.kubernetes_version = subject.kubernetes_version.clone();
+        }
+        if results.environment.git_server_version.is_none() {
+            results.environment.git_server_version = subject.git_server_version.clone();
+        }
+    }
+    let slos = slo::evaluate(suite, &measurements, error.as_deref());
+    let status = if error.is_some() {
+        SuiteStatus::Error
+    } else if slos.iter().all(|s| s.pass) {
+        SuiteStatus::Passed
+    } else {
+        SuiteStatus::Failed
+    };
+    SuiteResult {
+        name: suite.name.clone(),
+        description: suite.description.clone(),
+        file: Some(path.display().to_string()),
+        tags: suite.tags.clone(),
+        profile: suite.controller.profile,
+        settings: settings(shared, suite),
+        status,
+        error,
+        started_at,
+        duration_s: started.elapsed().as_secs_f64(),
+        slos,
+        measurements,
+        steps: subject.steps,
+        api_requests: subject.api_requests,
+        resources: subject.resources,
+        controller_metrics: subject.controller_metrics,
+        baseline,
+    }
+}
+
+async fn run_pass(
+    shared: &Shared,
+    suite: &Suite,
+    profile: Profile,
+    legacy: &[LegacySwitch],
+    dir: &Path,
+    cancel: &CancellationToken,
+) -> Pass {
+    let mut pass = Pass::default();
+    let origin = Instant::now();
+    let scratch = match tempfile::Builder::new()
+        .prefix("fleetbench-")
+        .tempdir_in(scratch_root())
+    {
+        Ok(dir) => dir,
+        Err(error) => {
+            pass.error = Some(format!("cannot create a temporary directory: {error}"));
+            pass.fatal = true;
+            return pass;
+        }
+    };
+    let spec = EnvironmentSpec {
+        suite: suite.name.clone(),
+        work_dir: scratch.path().to_path_buf(),
+        timeout: Duration::from_secs(120),
+    };
+    let environment = match shared.options.provider.create(&spec, cancel).await {
+        Ok(environment) => environment,
+        Err(error) => {
+            pass.error = Some(error.to_string());
+            pass.fatal = true;
+            return pass;
+        }
+    };
+    pass.git_server_version = environment.endpoints().git_server_version.clone();
+    let mut controller: Option<Box<dyn RunningController>> = None;
+    let outcome = run_in_environment(
+        shared,
+        suite,
+        profile,
+        legacy,
+        dir,
+        cancel,
+        &*environment,
+        origin,
+        &mut pass,
+        &mut controller,
+    )
+    .await;
+    if let Err(message) = outcome {
+        pass.error = Some(message);
+    }
+    // Tear down while the controller still runs: on a real cluster it must remove its
+    // finalizers and children as the harness deletes what it created.
+    let teardown = Instant::now();
+    match tokio::time::timeout(TEARDOWN_TIMEOUT, environment.teardown()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::warn!(suite = %suite.name, %error, "teardown"),
+        Err(_) => tracing::warn!(
+            suite = %suite.name,
+            "teardown did not finish within {TEARDOWN_TIMEOUT:?}; moving on"
+        ),
+    }
+    tracing::debug!(
+        suite = %suite.name,
+        seconds = teardown.elapsed().as_secs_f64(),
+        "environment torn down"
+    );
+    if let Some(controller) = controller.take() {
+        controller.stop().await;
+    }
+    let removing = Instant::now();
+    let _ = tokio::task::spawn_blocking(move || drop(scratch)).await;
+    tracing::debug!(
+        suite = %suite.name,
+        seconds = removing.elapsed().as_secs_f64(),
+        "scratch directory removed"
+    );
+    pass
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_in_environment(
+    shared: &Shared,
+    suite: &Suite,
+    profile: Profile,
+    legacy: &[LegacySwitch],
+    dir: &Path,
+    cancel: &CancellationToken,
+    environment: &dyn provider::Environment,
+    origin: Instant,
+    pass: &mut Pass,
+    controller: &mut Option<Box<dyn RunningController>>,
+) -> Result<(), String> {
+    let endpoints = environment.endpoints();
+    let client = provider::kube_client(&endpoints.kubeconfig_yaml, "the environment's kubeconfig")
+        .await
+        .map_err(|e| {
+            pass.fatal = true;
+            e.to_string()
+        })?;
+    let server_url = endpoints.kubeconfig_path.display().to_string();
+    pass.kubernetes_version = Some(
+        provider::check_reachable(&client, &server_url, &server_url)
+            .await
+            .map_err(|e| {
+                pass.fatal = true;
+                e.to_string()
+            })?,
+    );
+    let mut sampler = None;
+    if shared.options.controller_mode == ControllerMode::Bundled {
+        let Some(binary) = shared.options.controller_bin.clone() else {
+            pass.fatal = true;
+            return Err("no controller binary".to_string());
+        };
+        let launch = ControllerLaunch {
+            binary,
+            kubeconfig: endpoints.kubeconfig_path.clone(),
+            profile,
+            legacy: legacy.to_vec(),
+            agent: suite.controller.agent,
+            env: suite.controller.env.clone(),
+            extra_args: suite.controller.args.clone(),
+            ready_timeout: suite
+                .controller
+                .ready_timeout
+                .map_or(DEFAULT_READY_TIMEOUT, |d| d.0),
+            work_dir: dir.to_path_buf(),
+        };
+        let started = environment
+            .start_controller(&launch, cancel)
+            .await
+            .map_err(|e| {
+                pass.fatal = !cancel.is_cancelled();
+                e.to_string()
+            })?;
+        if let Some(pid) = started.pid() {
+            sampler = Some(ResourceSampler::start(pid, origin, SAMPLE_EVERY));
+        }
+        *controller = Some(started);
+    }
+    let webhook_url = controller
+        .as_ref()
+        .map(|c| c.webhook_url())
+        .or_else(|| shared.options.webhook_url.clone());
+    let recorder = Recorder::start(&client, origin);
+    let outcome = async {
+        recorder
+            .wait_synced(SYNC_TIMEOUT, cancel)
+            .await
+            .map_err(|e| {
+                format!(
+                    "watching fleet.cattle.io objects: {e} (are Fleet's CRDs installed? {:?})",
+                    recorder.errors().first()
+                )
+            })?;
+        let forge = gitserver::forge::ForgeClient::new(
+            &endpoints.git_api_url,
+            gitserver::forge::Auth::Basic {
+                user: endpoints.git_user.clone(),
+                password: endpoints.git_password.clone(),
+            },
+        )
+        .map_err(|e| format!("git server at {}: {e}", endpoints.git_api_url))?;
+        let mut context = Context {
+            suite,
+            kube: client.clone(),
+            forge,
+            endpoints,
+            environment,
+            recorder: &recorder,
+            webhook_url,
+            cancel: cancel.clone(),
+            world: World::default(),
+        };
+        let first = steps::scrape_requests(&client)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut result = Ok(());
+        for (index, step) in suite.steps.iter().enumerate() {
+            if cancel.is_cancelled() {
+                result = Err("interrupted".to_string());
+                break;
+            }
+            if let Some(controller) = controller.as_mut()
+                && let Err(error) = controller.check_alive()
+            {
+                result = Err(error.to_string());
+                break;
+            }
+            let before = steps::scrape_requests(&client)
+                .await
+                .map_err(|e| e.to_string())?;
+            let step_started = Instant::now();
+            let outcome = steps::run(&mut context, index, step).await;
+            let after = steps::scrape_requests(&client).await.ok();
+            let api_writes = after
+                .as_ref()
+                .map(|a: &RequestTotals| writes_by_target_and_verb(&a.since(&before)))
+                .unwrap_or_default();
+            let (outcome_text, message) = match outcome {
+                Ok(output) => {
+                    for (name, measurement) in output.measurements {
+                        pass.measurements.insert(name, measurement);
+                    }
+                    ("ok".to_string(), output.message)
+                }
+                Err(error) => {
+                    let died = controller.as_mut().and_then(|c| c.check_alive().err());
+                    let message = match died {
+                        Some(died) => format!("{error}; {died}"),
+                        None => error.to_string(),
+                    };
+                    result = Err(format!(
+                        "step {index} ({}) failed: {message}",
+                        step.action()
+                    ));
+                    let cancelled = matches!(error, StepError::Cancelled);
+                    pass.steps.push(StepResult {
+                        index,
+                        action: step.action().to_string(),
+                        started_s: step_started.duration_since(origin).as_secs_f64(),
+                        duration_s: step_started.elapsed().as_secs_f64(),
+                        outcome: if cancelled { "interrupted" } else { "error" }.to_string(),
+                        message,
+                        api_writes,
+                    });
+                    break;
+                }
+            };
+            pass.steps.push(StepResult {
+                index,
+                action: step.action().to_string(),
+                started_s: step_started.duration_since(origin).as_secs_f64(),
+                duration_s: step_started.elapsed().as_secs_f64(),
+                outcome: outcome_text,
+                message,
+                api_writes,
+            });
+        }
+        if let Ok(last) = steps::scrape_requests(&client).await {
+            pass.api_requests = last.since(&first);
+        }
+        result
+    }
+    .await;
+    drop(recorder);
+    if let Some(sampler) = sampler {
+        pass.resources = Some(sampler.finish());
+    }
+    if let Some(running) = controller.as_ref() {
+        pass.controller_metrics = controller_metrics(running.address()).await;
+    }
+    outcome
+}
+
+/// The controller's own counters (best effort: an empty map when it does not answer).
+async fn controller_metrics(address: std::net::SocketAddr) -> BTreeMap<String, f64> {
+    crate::init_crypto();
+    let Ok(client) = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .no_proxy()
+        .build()
+    else {
+        return BTreeMap::new();
+    };
+    let text = match client.get(format!("http://{address}/metrics")).send().await {
+        Ok(response) => response.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    };
+    crate::measure::metrics::samples_with_prefix(
+        &text,
+        &["fleet_", "controller_runtime_reconcile_total"],
+    )
+}
+
+/// Writes results.json, junit.xml and report.html; `finished` stamps the end.
+fn write_outputs(shared: &Shared, finished: bool) {
+    let snapshot = {
+        let mut results = shared.results.lock();
+        results.suites = shared.slots.lock().iter().flatten().cloned().collect();
+        results.duration_s = shared.origin.elapsed().as_secs_f64();
+        if finished {
+            results.finished_at = Some(now());
+        }
+        results.update_verdict();
+        results.clone()
+    };
+    let out = &shared.options.out;
+    if let Err(error) = snapshot.write_to_dir(out) {
+        tracing::error!(%error, "cannot write results");
+        return;
+    }
+    let junit_path = out.join(junit::JUNIT_FILE);
+    if let Err(error) = std::fs::write(&junit_path, junit::render(&snapshot)) {
+        tracing::error!(%error, path = %junit_path.display(), "cannot write JUnit");
+    }
+    let html = report::render(
+        &[report::LabelledRun {
+            label: out.display().to_string(),
+            results: snapshot,
+        }],
+        None,
+    );
+    let report_path = out.join("report.html");
+    if let Err(error) = std::fs::write(&report_path, html) {
+        tracing::error!(%error, path = %report_path.display(), "cannot write the report");
+    }
+}
+
+/// A short verdict table for the terminal.
+pub fn summary(results: &RunResults) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    for suite in &results.suites {
+        let status = match suite.status {
+            SuiteStatus::Passed => "PASS ",
+            SuiteStatus::Failed => "FAIL ",
+            SuiteStatus::Error => "ERROR",
+        };
+        let _ = writeln!(
+            out,
+            "{status} {} (profile {}, {:.1}s)",
+            suite.name, suite.profile, suite.duration_s
+        );
+        if let Some(error) = &suite.error {
+            let _ = writeln!(
+                out,
+                "      error: {}",
+                error.lines().next().unwrap_or_default()
+            );
+        }
+        for slo in &suite.slos {
+            let _ = writeln!(
+                out,
+                "      {} {}: {}",
+                if slo.pass { "ok  " } else { "FAIL" },
+                slo.name,
+                junit::verdict_line(slo)
+            );
+        }
+    }
+    let (passed, total) = (
+        results.slos().filter(|(_, s)| s.pass).count(),
+        results.slos().count(),
+    );
+    let _ = writeln!(
+        out,
+        "{}: {passed}/{total} SLOs passed in {:.1}s",
+        if results.passed { "PASSED" } else { "FAILED" },
+        results.duration_s
+    );
+    out
+}

@@ -1,0 +1,346 @@
+//! Git repositories: create them with manifests, commit to many at once, break and heal them.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Instant;
+
+use fleet_controller::api::labels;
+use futures::StreamExt as _;
+use gitserver::Fault;
+use gitserver::forge::ForgeClient;
+use gitserver::forge::bulk::{self, ManifestLayout};
+use gitserver::forge::types::{ChangeFileOperation, ChangeFilesOptions, CreateRepoOption};
+
+use super::collect::collect;
+use super::world::RepoInfo;
+use super::{Context, StepError, StepOutput};
+use crate::measure::recorder::Kind;
+use crate::progress::Task;
+use crate::suite::{BreakMode, BreakRepos, Commit, CreateRepos, HealRepos};
+
+/// Concurrent forge requests when creating repositories.
+const CREATE_CONCURRENCY: usize = 16;
+
+/// Creates one repository with `paths` manifest directories; returns its default branch
+/// and head commit. (Owned arguments: the future is spawned onto other threads.)
+async fn create_one(
+    forge: ForgeClient,
+    owner: String,
+    name: String,
+    paths: usize,
+) -> Result<(String, String), StepError> {
+    let repository = forge
+        .create_repo(&CreateRepoOption {
+            private: false,
+            ..CreateRepoOption::named(name.clone())
+        })
+        .await
+        .map_err(StepError::forge(format!(
+            "create repository {owner}/{name}"
+        )))?;
+    let layout = ManifestLayout {
+        paths,
+        ..ManifestLayout::default()
+    };
+    let files = ChangeFilesOptions {
+        files: bulk::initial_files(&name, &layout),
+        message: format!("fleetbench: {paths} paths"),
+        ..ChangeFilesOptions::default()
+    };
+    let committed = forge
+        .change_files(&owner, &name, &files)
+        .await
+        .map_err(StepError::forge(format!(
+            "commit manifests to {owner}/{name}"
+        )))?;
+    let branch = if repository.default_branch.is_empty() {
+        "main".to_string()
+    } else {
+        repository.default_branch
+    };
+    Ok((branch, committed.commit.map(|c| c.sha).unwrap_or_default()))
+}
+
+/// `create_repos`.
+pub async fn create_repos(
+    ctx: &mut Context<'_>,
+    spec: &CreateRepos,
+    label: &str,
+) -> Result<StepOutput, StepError> {
+    let count = spec.count.unwrap_or(ctx.suite.scale.gitrepos) as usize;
+    let paths = spec.paths.unwrap_or(ctx.suite.scale.paths) as usize;
+    let owner = ctx.endpoints.git_user.clone();
+    let first = ctx.world.repos.len();
+    let names: Vec<String> = (first..first + count)
+        .map(|i| format!("bench-{i:04}"))
+        .collect();
+    let task = Task::start(format!("{label}: create repositories"), Some(count as u64));
+    let forge = ctx.forge.clone();
+    let mut stream = futures::stream::iter(names.into_iter().map(|name| {
+        let forge = forge.clone();
+        let owner = owner.clone();
+        async move {
+            let created = create_one(forge, owner, name.clone(), paths).await;
+            (name, created)
+        }
+    }))
+    .buffered(CREATE_CONCURRENCY);
+    while let Some((name, created)) = stream.next().await {
+        if ctx.cancel.is_cancelled() {
+            return Err(StepError::Cancelled);
+        }
+        let (branch, head) = created?;
+        ctx.world.repos.push(RepoInfo {
+            owner: owner.clone(),
+            name,
+            paths,
+            branch,
+            head,
+            revision: 0,
+        });
+        task.inc(1);
+    }
+    task.finish();
+    Ok(StepOutput {
+        message: format!("{count} repositories with {paths} paths each"),
+        ..StepOutput::default()
+    })
+}
+
+/// One commit updating every manifest of a repository; returns the sha and when the
+/// request was sent.
+async fn commit_one(
+    forge: ForgeClient,
+    owner: String,
+    name: String,
+    paths: usize,
+    revision: u64,
+) -> (Instant, Result<String, StepError>) {
+    let options = ChangeFilesOptions {
+        files: (0..paths)
+            .map(|p| {
+                ChangeFileOperation::update(
+                    bulk::manifest_path(p),
+                    bulk::configmap_manifest(&name, p, revision),
+                )
+            })
+            .collect(),
+        message: format!("fleetbench: revision {revision}"),
+        ..ChangeFilesOptions::default()
+    };
+    let sent = Instant::now();
+    let result = forge
+        .change_files(&owner, &name, &options)
+        .await
+        .map(|files| files.commit.map(|c| c.sha).unwrap_or_default())
+        .map_err(StepError::forge(format!("commit to {owner}/{name}")));
+    (sent, result)
+}
+
+/// `commit`: one commit to each selected repository, all at once, then time the controller
+/// picking each up (Bundles relabelled with the commit, GitRepo `status.commit`).
+pub async fn commit(
+    ctx: &mut Context<'_>,
+    spec: &Commit,
+    label: &str,
+) -> Result<StepOutput, StepError> {
+    let count = spec.repos.resolve(ctx.world.repos.len());
+    // Which GitRepo watches which repository.
+    let gitrepo_of: BTreeMap<usize, String> = ctx
+        .world
+        .gitrepos
+        .iter()
+        .map(|g| (g.repo, g.name.clone()))
+        .collect();
+    let before_requests = ctx.scrape_requests().await?;
+    let cursor = ctx.recorder.cursor();
+    let forge = ctx.forge.clone();
+    let jobs: Vec<_> = (0..count)
+        .map(|index| {
+            let repo = &ctx.world.repos[index];
+            commit_one(
+                forge.clone(),
+                repo.owner.clone(),
+                repo.name.clone(),
+                repo.paths,
+                repo.revision + 1,
+            )
+        })
+        .collect();
+    // Every commit in flight at once: the burst is the point.
+    let results = futures::future::join_all(jobs).await;
+    // (sha, sent) per GitRepo.
+    let mut commits: BTreeMap<String, (String, Instant)> = BTreeMap::new();
+    let mut failures = Vec::new();
+    for (index, (sent, result)) in results.into_iter().enumerate() {
+        match result {
+            Ok(sha) => {
+                let repo = &mut ctx.world.repos[index];
+                repo.head = sha.clone();
+                repo.revision += 1;
+                if let Some(gitrepo) = gitrepo_of.get(&index) {
+                    commits.insert(gitrepo.clone(), (sha, sent));
+                }
+            }
+            Err(error) => failures.push(error.to_string()),
+        }
+    }
+    if !failures.is_empty() {
+        return Err(StepError::Unsupported(format!(
+            "{} of {count} commits failed: {}",
+            failures.len(),
+            failures.join("; ")
+        )));
+    }
+    let namespace = ctx.namespace().to_string();
+    let bundles: BTreeSet<(String, String)> = ctx.recorder.with_state(|state| {
+        state
+            .of_kind(Kind::Bundle)
+            .filter_map(|(key, facts)| {
+                let repo = facts.label(labels::REPO_NAME)?;
+                (key.namespace == namespace && commits.contains_key(repo))
+                    .then(|| (repo.to_string(), key.name.clone()))
+            })
+            .collect()
+    });
+    let mut output = StepOutput::default();
+    let task = Task::start(
+        format!("{label}: {count} commits picked up"),
+        Some(bundles.len() as u64),
+    );
+    let bundle_names: BTreeSet<&String> = bundles.iter().map(|(_, b)| b).collect();
+    let deadline = Instant::now() + spec.timeout.0;
+    let by_bundle = collect(
+        ctx,
+        cursor,
+        bundles.len(),
+        spec.timeout.0,
+        &task,
+        |observed| {
+            if observed.key.kind != Kind::Bundle || !bundle_names.contains(&observed.key.name) {
+                return None;
+            }
+            let repo = observed.facts.label(labels::REPO_NAME)?;
+            let (sha, sent) = commits.get(repo)?;
+            (observed.facts.commit == *sha).then(|| (observed.key.name.clone(), *sent))
+        },
+    )
+    .await?;
+    task.finish();
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    let gitrepo_task = Task::start(
+        format!("{label}: GitRepos at the new commit"),
+        Some(commits.len() as u64),
+    );
+    let by_gitrepo = collect(
+        ctx,
+        cursor,
+        commits.len(),
+        remaining,
+        &gitrepo_task,
+        |observed| {
+            if observed.key.kind != Kind::GitRepo || observed.key.namespace != namespace {
+                return None;
+            }
+            let (sha, sent) = commits.get(&observed.key.name)?;
+            (observed.facts.commit == *sha).then(|| (observed.key.name.clone(), *sent))
+        },
+    )
+    .await?;
+    gitrepo_task.finish();
+    output.message = format!(
+        "{count} commits: {}/{} Bundles and {}/{} GitRepos at the new commit",
+        by_bundle.arrivals.len(),
+        bundles.len(),
+        by_gitrepo.arrivals.len(),
+        commits.len()
+    );
+    if let Some(name) = &spec.measure {
+        let arrived: BTreeSet<&String> = by_bundle.arrivals.iter().map(|(k, _)| k).collect();
+        let missing = bundles
+            .iter()
+            .filter(|(_, b)| !arrived.contains(b))
+            .map(|(_, b)| b.clone())
+            .collect();
+        output.measurements.push((
+            name.clone(),
+            by_bundle.measurement(
+                "commit to each of the repository's Bundles labelled with the new commit",
+                missing,
+            ),
+        ));
+    }
+    if let Some(name) = &spec.measure_gitrepo {
+        let arrived: BTreeSet<&String> = by_gitrepo.arrivals.iter().map(|(k, _)| k).collect();
+        let missing = commits
+            .keys()
+            .filter(|g| !arrived.contains(g))
+            .cloned()
+            .collect();
+        output.measurements.push((
+            name.clone(),
+            by_gitrepo.measurement("commit to the GitRepo's status.commit", missing),
+        ));
+    }
+    if !spec.count_writes.is_empty() {
+        ctx.sleep(spec.settle.0).await?;
+        let after = ctx.scrape_requests().await?;
+        for count in &spec.count_writes {
+            output.measurements.push(super::status::writes_measurement(
+                count,
+                &after.since(&before_requests),
+            ));
+        }
+    }
+    Ok(output)
+}
+
+fn require_extensions(ctx: &Context<'_>, step: &str) -> Result<(), StepError> {
+    if ctx.endpoints.git_extensions {
+        Ok(())
+    } else {
+        Err(StepError::Unsupported(format!(
+            "{step} needs fleetbench's git server (per-repository faults); this provider's git server has none"
+        )))
+    }
+}
+
+/// `break_repos`.
+pub async fn break_repos(
+    ctx: &mut Context<'_>,
+    spec: &BreakRepos,
+) -> Result<StepOutput, StepError> {
+    require_extensions(ctx, "break_repos")?;
+    let count = spec.repos.resolve(ctx.world.repos.len());
+    let fault = match spec.mode {
+        BreakMode::Refuse => Fault::Refuse,
+        BreakMode::Disappear => Fault::Missing,
+    };
+    let extensions = ctx.forge.extensions();
+    for repo in &ctx.world.repos[..count] {
+        extensions
+            .set_fault(&repo.owner, &repo.name, fault)
+            .await
+            .map_err(StepError::forge(format!("break {}", repo.full_name())))?;
+    }
+    Ok(StepOutput {
+        message: format!("{count} repositories now {:?}", spec.mode),
+        ..StepOutput::default()
+    })
+}
+
+/// `heal_repos`.
+pub async fn heal_repos(ctx: &mut Context<'_>, spec: &HealRepos) -> Result<StepOutput, StepError> {
+    require_extensions(ctx, "heal_repos")?;
+    let count = spec.repos.resolve(ctx.world.repos.len());
+    let extensions = ctx.forge.extensions();
+    for repo in &ctx.world.repos[..count] {
+        extensions
+            .clear_fault(&repo.owner, &repo.name)
+            .await
+            .map_err(StepError::forge(format!("heal {}", repo.full_name())))?;
+    }
+    Ok(StepOutput {
+        message: format!("{count} repositories healed"),
+        ..StepOutput::default()
+    })
+}

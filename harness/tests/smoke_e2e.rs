@@ -1,0 +1,246 @@
+//! The smoke suites end to end on the embedded provider with the bundled controller: the
+//! conformance command passes, writes every output, and an SLO that fails turns the exit
+//! status non-zero. (The full-scale suites are `make conformance`, not tests.)
+
+mod common;
+
+use std::time::Duration;
+
+use common::{controller_bin, fleetbench, results, run_bounded, smoke, suites_dir, text};
+
+#[test]
+fn smoke_conformance_passes_and_writes_every_output() {
+    let controller = controller_bin();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let output = run_bounded(
+        fleetbench()
+            .arg("conformance")
+            .arg("--suites-dir")
+            .arg(suites_dir().join("smoke"))
+            .arg("--controller-bin")
+            .arg(&controller)
+            .arg("--out")
+            .arg(&out),
+        Duration::from_secs(900),
+    );
+    let message = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{message}");
+    assert!(message.contains("PASSED: 20/20 SLOs passed"), "{message}");
+
+    let results = results(&out);
+    assert_eq!(results["passed"], true);
+    assert_eq!(results["provider"], "embedded");
+    assert_eq!(results["controller"]["mode"], "bundled");
+    assert!(results["environment"]["cpus"].as_u64().unwrap() >= 1);
+    assert!(
+        !results["environment"]["kernel"]
+            .as_str()
+            .unwrap()
+            .is_empty()
+    );
+    assert!(results["environment"]["kubernetes_version"].is_string());
+    assert!(results["finished_at"].is_string());
+    let suites = results["suites"].as_array().unwrap();
+    assert_eq!(suites.len(), 7);
+    for suite in suites {
+        let name = suite["name"].as_str().unwrap();
+        assert_eq!(suite["status"], "passed", "{name}: {suite}");
+        assert_eq!(suite["profile"], "current", "{name}");
+        assert!(
+            suite["settings"]["scale"]["gitrepos"].as_u64().unwrap() > 0,
+            "{name}"
+        );
+        for slo in suite["slos"].as_array().unwrap() {
+            for field in ["name", "threshold", "observed", "unit", "pass"] {
+                assert!(!slo[field].is_null(), "{name}: {field} in {slo}");
+            }
+        }
+        let resources = &suite["resources"];
+        assert!(
+            resources["peak_rss_bytes"].as_u64().unwrap() > 1_000_000,
+            "{name}: controller RSS sampled"
+        );
+        assert!(
+            !suite["api_requests"].as_array().unwrap().is_empty(),
+            "{name}: API calls counted"
+        );
+    }
+    let by_name = |n: &str| suites.iter().find(|s| s["name"] == n).unwrap();
+    // Latencies: percentiles and raw samples.
+    let commit = &by_name("batch-commit-webhook-smoke")["measurements"]["commit-to-bundle"];
+    assert_eq!(commit["stats"]["count"], 10.0);
+    assert_eq!(commit["samples"].as_array().unwrap().len(), 10);
+    for stat in ["p50", "p90", "p99", "max"] {
+        assert!(commit["stats"][stat].as_f64().unwrap() > 0.0, "{stat}");
+    }
+    // Poll intervals: from the git request log, inside the band, cross-checked.
+    let polls = &by_name("polling-jitter-smoke")["measurements"]["poll-interval"];
+    assert!(polls["samples"].as_array().unwrap().len() >= 40, "{polls}");
+    assert_eq!(polls["band"], serde_json::json!([5.0, 5.5]));
+    assert_eq!(polls["stats"]["mismatches"], 0.0);
+    // Both profiles in one run, with the ratio.
+    let volume = by_name("status-write-volume-smoke");
+    assert_eq!(volume["baseline"]["profile"], "fleet-v0.10");
+    let ratio = volume["measurements"]["status-write-ratio"]["stats"]["value"]
+        .as_f64()
+        .unwrap();
+    assert!(ratio > 0.0 && ratio <= 0.4, "{ratio}");
+
+    let junit = std::fs::read_to_string(out.join("junit.xml")).unwrap();
+    assert!(
+        junit.contains(r#"tests="20""#) && junit.contains(r#"failures="0""#),
+        "{junit}"
+    );
+    let report = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(report.contains("PASS · 20/20 SLOs"));
+    for suite in suites {
+        assert!(report.contains(suite["name"].as_str().unwrap()));
+    }
+    assert!(report.contains("Poll intervals against the [5s, 5.5s] band"));
+    assert!(
+        out.join("suites/polling-jitter-smoke/controller.log")
+            .exists()
+    );
+}
+
+#[test]
+fn a_failing_slo_makes_the_run_fail() {
+    let controller = controller_bin();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let output = run_bounded(
+        fleetbench()
+            .arg("run")
+            .arg(smoke("batch-commit-webhook-smoke"))
+            .arg("--controller-bin")
+            .arg(&controller)
+            .args([
+                "--set",
+                "slos.webhook-commit-to-bundle-p99.max=1ms",
+                "--out",
+            ])
+            .arg(&out),
+        Duration::from_secs(300),
+    );
+    let message = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{message}");
+    assert!(
+        message.contains("FAIL webhook-commit-to-bundle-p99"),
+        "{message}"
+    );
+    let results = results(&out);
+    assert_eq!(results["passed"], false);
+    assert_eq!(results["suites"][0]["status"], "failed");
+    assert_eq!(
+        results["suites"][0]["settings"]["overrides"][0],
+        "slos.webhook-commit-to-bundle-p99.max=1ms",
+        "the override is recorded with the numbers"
+    );
+    let junit = std::fs::read_to_string(out.join("junit.xml")).unwrap();
+    assert!(junit.contains(r#"failures="1""#), "{junit}");
+}
+
+#[test]
+fn sensitivity_proof_catches_the_legacy_switches() {
+    let controller = controller_bin();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let output = run_bounded(
+        fleetbench()
+            .args([
+                "sensitivity",
+                "label-propagation-smoke",
+                "target-edit-cleanup-smoke",
+                "--suites-dir",
+            ])
+            .arg(suites_dir().join("smoke"))
+            .arg("--controller-bin")
+            .arg(&controller)
+            .arg("--out")
+            .arg(&out),
+        Duration::from_secs(600),
+    );
+    let message = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{message}");
+    assert!(message.contains("PROVEN label-propagation-smoke: passes on current; with requeue-all-bundles-on-cluster-change fails exactly bundle-writes-only-for-affected-bundles, label-cost-follows-new-bundledeployments"), "{message}");
+    assert!(
+        message.contains("PROVEN target-edit-cleanup-smoke"),
+        "{message}"
+    );
+    let verdicts: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("sensitivity.json")).unwrap())
+            .unwrap();
+    assert!(
+        verdicts
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|v| v["proven"] == true)
+    );
+    let legacy = results(&out.join("target-edit-cleanup-smoke/legacy"));
+    assert_eq!(
+        legacy["suites"][0]["settings"]["controller"]["legacy"],
+        serde_json::json!(["orphan-cleanup-in-cluster-pass"]),
+        "the switch is recorded with the numbers"
+    );
+    assert!(out.join("report.html").exists());
+}
+
+#[test]
+fn existing_provider_runs_suites_on_a_running_cluster_and_cleans_up() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let controller = controller_bin();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    // The "existing cluster": fleetbench's API server, started on its own.
+    let mut cluster = fleetbench()
+        .args(["apiserver", "--listen", "127.0.0.1:0", "--kubeconfig-out"])
+        .arg(&kubeconfig)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(cluster.stdout.take().unwrap()).lines();
+    let line = lines.next().unwrap().unwrap();
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap()
+        .to_string();
+    let out = dir.path().join("out");
+    let output = run_bounded(
+        fleetbench()
+            .arg("run")
+            .arg(smoke("batch-commit-webhook-smoke"))
+            .arg(smoke("target-edit-cleanup-smoke"))
+            .args(["--provider", "existing", "--kubeconfig"])
+            .arg(&kubeconfig)
+            .arg("--controller-bin")
+            .arg(&controller)
+            .arg("--out")
+            .arg(&out),
+        Duration::from_secs(300),
+    );
+    let message = text(&output);
+    let leftovers = |resource: &str| -> usize {
+        let listing = std::process::Command::new("curl")
+            .args(["-sS", "--max-time", "10"])
+            .arg(format!("{url}/apis/fleet.cattle.io/v1alpha1/{resource}"))
+            .output()
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&listing.stdout).unwrap();
+        body["items"].as_array().map_or(0, Vec::len)
+    };
+    let (gitrepos, clusters) = (leftovers("gitrepos"), leftovers("clusters"));
+    let _ = cluster.kill();
+    let _ = cluster.wait();
+    assert_eq!(output.status.code(), Some(0), "{message}");
+    assert_eq!(results(&out)["provider"], "existing");
+    assert_eq!(
+        (gitrepos, clusters),
+        (0, 0),
+        "the harness deleted what it created"
+    );
+}

@@ -1,0 +1,116 @@
+//! Every suite shipped in `suites/` parses, validates, and keeps the contracts of
+//! design.md: the six suites at full scale, a smoke variant of each, a sensitivity section
+//! wherever a legacy switch reintroduces the bug.
+
+use std::path::{Path, PathBuf};
+
+use fleetbench::suite::{self, Suite};
+
+fn suites_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../suites")
+}
+
+fn load(dir: &Path) -> Vec<Suite> {
+    suite::load_dir(dir)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_iter()
+        .map(|(_, s)| s)
+        .collect()
+}
+
+#[test]
+fn full_suites_cover_design_md_at_full_scale() {
+    let suites = load(&suites_dir());
+    let names: Vec<&str> = suites.iter().map(|s| s.name.as_str()).collect();
+    for required in [
+        "batch-commit-30-webhook",
+        "batch-commit-30-polling",
+        "label-propagation-300",
+        "target-edit-cleanup",
+        "polling-jitter",
+        "resync-recovery",
+        "status-write-volume",
+    ] {
+        assert!(names.contains(&required), "missing {required}: {names:?}");
+    }
+    let by_name = |n: &str| suites.iter().find(|s| s.name == n).unwrap();
+    let label = by_name("label-propagation-300");
+    assert_eq!(
+        (
+            label.scale.gitrepos,
+            label.scale.paths,
+            label.scale.clusters
+        ),
+        (300, 10, 10)
+    );
+    assert_eq!(by_name("target-edit-cleanup").scale.gitrepos, 300);
+    assert_eq!(by_name("batch-commit-30-webhook").scale.gitrepos, 30);
+    let jitter = by_name("polling-jitter");
+    assert_eq!(jitter.scale.polling_interval.as_secs_f64(), 60.0);
+    assert!(jitter.has_tag("long"), "the 5-minute suite is tagged long");
+    let observed: f64 = jitter
+        .steps
+        .iter()
+        .filter_map(|s| match s {
+            suite::Step::ObservePolling(o) => Some(o.duration.as_secs_f64()),
+            _ => None,
+        })
+        .sum();
+    assert!(
+        observed >= 300.0,
+        "observed for at least 5 minutes: {observed}s"
+    );
+    let volume = by_name("status-write-volume");
+    assert_eq!(
+        volume.baseline.as_ref().map(|b| b.profile),
+        Some(suite::Profile::FleetV010),
+        "both profiles in one run"
+    );
+    for suite in &suites {
+        assert!(suite.has_tag("full"), "{} is tagged full", suite.name);
+        assert!(
+            !suite.description.is_empty(),
+            "{} explains itself",
+            suite.name
+        );
+    }
+}
+
+#[test]
+fn every_full_suite_has_a_smoke_variant_with_the_same_slos() {
+    let full = load(&suites_dir());
+    let smoke = load(&suites_dir().join("smoke"));
+    assert!(smoke.iter().all(|s| s.has_tag("smoke")));
+    for suite in &full {
+        let stem = suite.name.trim_end_matches("-300").replace("-30-", "-");
+        let variant = smoke
+            .iter()
+            .find(|s| s.name == format!("{stem}-smoke"))
+            .unwrap_or_else(|| panic!("no smoke variant of {} ({stem}-smoke)", suite.name));
+        for slo in &suite.slos {
+            assert!(
+                variant.slos.iter().any(|v| v.name == slo.name),
+                "{} lacks SLO {} of {}",
+                variant.name,
+                slo.name,
+                suite.name
+            );
+        }
+        assert!(
+            variant.scale.gitrepos <= 20 && variant.scale.clusters <= 3,
+            "{} is small",
+            variant.name
+        );
+    }
+}
+
+#[test]
+fn sensitivity_sections_name_real_slos_and_switches() {
+    for dir in [suites_dir(), suites_dir().join("smoke")] {
+        for suite in load(&dir) {
+            if let Some(sensitivity) = &suite.sensitivity {
+                assert!(!sensitivity.fails.is_empty(), "{}", suite.name);
+            }
+        }
+    }
+}

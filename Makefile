@@ -27,14 +27,17 @@ lint: ## rustfmt and clippy, warnings are errors
 fmt: ## format the code
 	$(CARGO) fmt --all
 
-test: lint test-images ## unit, integration and smoke-suite tests (docker ones too, where an engine runs)
-	$(CARGO) test --workspace
+test: lint ## unit, integration and smoke-suite tests (docker ones too, where an engine runs)
+	$(CARGO) test --workspace --no-run
+	@$(MAKE) --no-print-directory test-images
+	FLEETBENCH_CONTROLLER_BIN=$(CURDIR)/target/debug/fleet-controller $(CARGO) test --workspace
 
-# The docker provider's tests run the images, so they must be built from this checkout;
-# without a reachable engine those tests skip with a message, and so does this step.
+# The docker provider's tests run the images, so they are built from this checkout's test
+# build (one compile, not a second optimised one); without a reachable engine those tests
+# skip with a message, and so does this step.
 test-images:
 	@if docker version --format '{{.Server.APIVersion}}' >/dev/null 2>&1; then \
-		images/build.sh; \
+		images/build.sh --debug; \
 	else \
 		echo "make: no Docker engine reachable: skipping the images; the docker-provider tests will skip"; \
 	fi

@@ -4,6 +4,10 @@
 #
 #   images/build.sh              cargo build --release of each binary, then the images
 #   images/build.sh --no-cargo   use the binaries already in target/release
+#   images/build.sh --debug      use the test build's binaries in target/debug (what
+#                                `make test` does: the docker tests check the provider's
+#                                mechanics, and a second, optimised build would double
+#                                CI's compile time)
 #
 # Nothing is pulled: every image is FROM scratch, filled with the binaries below, the shared
 # libraries ldd says they need, git and git-http-backend (for the git server), CA
@@ -28,11 +32,13 @@ die() { echo "images/build.sh: $*" >&2; exit 1; }
 step() { echo "==> $*" >&2; }
 
 run_cargo=1
+profile=release
 for arg in "$@"; do
   case "$arg" in
     --no-cargo) run_cargo=0 ;;
-    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
-    *) die "unknown argument $arg (use --no-cargo or --help)" ;;
+    --debug) run_cargo=0; profile=debug ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    *) die "unknown argument $arg (use --no-cargo, --debug or --help)" ;;
   esac
 done
 
@@ -55,8 +61,8 @@ if [ "$run_cargo" = 1 ]; then
   done
 fi
 for bin in $BINARIES; do
-  [ -x "$TARGET_DIR/release/$bin" ] \
-    || die "$TARGET_DIR/release/$bin is missing: run cargo build --release --bins (or drop --no-cargo)"
+  [ -x "$TARGET_DIR/$profile/$bin" ] \
+    || die "$TARGET_DIR/$profile/$bin is missing: run cargo build$([ "$profile" = release ] && echo " --release") --bins (or drop --no-cargo)"
 done
 
 step "collecting the runtime in $ROOTFS"
@@ -66,7 +72,7 @@ chmod 1777 "$ROOTFS/tmp"
 
 # Our binaries, without their debug sections (symbols stay, so backtraces name functions).
 for bin in $BINARIES; do
-  cp "$TARGET_DIR/release/$bin" "$ROOTFS/usr/local/bin/$bin"
+  cp "$TARGET_DIR/$profile/$bin" "$ROOTFS/usr/local/bin/$bin"
   if command -v strip >/dev/null 2>&1; then strip --strip-debug "$ROOTFS/usr/local/bin/$bin"; fi
 done
 
@@ -132,6 +138,7 @@ fi
 commit="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
 if [ -n "$(git -C "$ROOT" status --porcelain 2>/dev/null)" ]; then commit="$commit-dirty"; fi
 
+step "images from the $profile binaries"
 for component in $COMPONENTS; do
   step "docker build --target $component -t fleetbench/$component:$TAG"
   # Output only on failure (the legacy builder also warns about itself on every build).

@@ -130,6 +130,27 @@ pub struct EnvironmentArgs {
     /// Kubeconfig of the cluster (existing provider).
     #[arg(long, value_name = "FILE", env = "KUBECONFIG")]
     pub kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context to use (existing provider; default: the current context). The
+    /// bundled controller is given the same context.
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+    /// A Gitea (or API-compatible) server to create the suites' repositories on (existing
+    /// provider), e.g. `https://gitea.example.com`; default: the embedded git server on
+    /// this machine. Suites that read fleetbench's git request log or break repositories
+    /// need the embedded one.
+    #[arg(long, value_name = "URL")]
+    pub git_url: Option<String>,
+    /// The user owning the repositories on --git-url.
+    #[arg(long, value_name = "NAME")]
+    pub git_user: Option<String>,
+    /// An access token (or the password) of --git-user.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "FLEETBENCH_GIT_TOKEN",
+        hide_env_values = true
+    )]
+    pub git_token: Option<String>,
     /// Webhook URL of an external controller, as the git server reaches it.
     #[arg(long, value_name = "URL")]
     pub webhook_url: Option<String>,

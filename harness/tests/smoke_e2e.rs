@@ -244,3 +244,146 @@ fn existing_provider_runs_suites_on_a_running_cluster_and_cleans_up() {
         "the harness deleted what it created"
     );
 }
+
+/// Starts `fleetbench ARGS...` as a long-running server and returns it with the first
+/// `http://` URL it prints on its first line.
+fn serve(args: &[&str], extra: &[&std::path::Path]) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let mut child = fleetbench()
+        .args(args)
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let line = BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .next()
+        .unwrap()
+        .unwrap();
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no URL in {line:?}"))
+        .to_string();
+    (child, url)
+}
+
+#[test]
+fn existing_provider_uses_the_chosen_context_and_a_remote_forge_and_deletes_only_its_own() {
+    let controller = controller_bin();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    let (mut cluster, cluster_url) = serve(
+        &["apiserver", "--listen", "127.0.0.1:0", "--kubeconfig-out"],
+        &[&kubeconfig],
+    );
+    // The "existing forge": a separate git server speaking Gitea's API, holding a
+    // repository of someone else's that must survive the run.
+    let data = dir.path().join("forge");
+    let (mut forge, forge_url) = serve(
+        &[
+            "gitserver",
+            "--listen",
+            "127.0.0.1:0",
+            "--user",
+            "alice:s3cret",
+            "--data",
+        ],
+        &[&data],
+    );
+    let curl = |args: &[&str]| -> serde_json::Value {
+        let output = std::process::Command::new("curl")
+            .args(["-sS", "--max-time", "10", "-u", "alice:s3cret"])
+            .args(args)
+            .output()
+            .unwrap();
+        serde_json::from_slice(&output.stdout).unwrap_or(serde_json::Value::Null)
+    };
+    curl(&[
+        "-X",
+        "POST",
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        r#"{"name":"keep-me","auto_init":true}"#,
+        &format!("{forge_url}/api/v1/user/repos"),
+    ]);
+
+    // A kubeconfig whose current context points at nothing; --context picks the live one.
+    let live: serde_json::Value =
+        serde_saphyr::from_str(&std::fs::read_to_string(&kubeconfig).unwrap()).unwrap();
+    let live_context = live["current-context"].as_str().unwrap().to_string();
+    let mut two = live.clone();
+    two["clusters"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"name": "gone", "cluster": {"server": "http://127.0.0.1:9"}}));
+    two["contexts"].as_array_mut().unwrap().push(
+        serde_json::json!({"name": "gone", "context": {"cluster": "gone", "user": live["users"][0]["name"]}}),
+    );
+    two["current-context"] = "gone".into();
+    let two_contexts = dir.path().join("two-contexts");
+    std::fs::write(&two_contexts, serde_json::to_string(&two).unwrap()).unwrap();
+
+    let out = dir.path().join("out");
+    let output = run_bounded(
+        fleetbench()
+            .arg("run")
+            .arg(smoke("batch-commit-webhook-smoke"))
+            .args(["--provider", "existing", "--kubeconfig"])
+            .arg(&two_contexts)
+            .args(["--context", &live_context])
+            .args(["--git-url", &forge_url, "--git-user", "alice"])
+            .env("FLEETBENCH_GIT_TOKEN", "s3cret")
+            .arg("--controller-bin")
+            .arg(&controller)
+            .arg("--out")
+            .arg(&out),
+        Duration::from_secs(300),
+    );
+    let message = text(&output);
+    let gitrepos = curl(&[&format!(
+        "{cluster_url}/apis/fleet.cattle.io/v1alpha1/gitrepos"
+    )]);
+    let repos = curl(&[&format!("{forge_url}/api/v1/user/repos")]);
+    let _ = cluster.kill();
+    let _ = cluster.wait();
+    let _ = forge.kill();
+    let _ = forge.wait();
+    assert_eq!(output.status.code(), Some(0), "{message}");
+    let results = results(&out);
+    assert_eq!(results["provider"], "existing");
+    let commit = &results["suites"][0]["measurements"]["commit-to-bundle"];
+    assert_eq!(commit["stats"]["missing"], 0.0, "{commit}");
+    assert_eq!(gitrepos["items"].as_array().map(Vec::len), Some(0));
+    let names: Vec<&str> = repos
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["name"].as_str())
+        .collect();
+    assert_eq!(
+        names,
+        ["keep-me"],
+        "only the run's repositories were deleted"
+    );
+
+    // The current context alone is dead: the same run stops at once, saying where.
+    let output = run_bounded(
+        fleetbench()
+            .arg("run")
+            .arg(smoke("batch-commit-webhook-smoke"))
+            .args(["--provider", "existing", "--kubeconfig"])
+            .arg(&two_contexts)
+            .arg("--controller-bin")
+            .arg(&controller)
+            .arg("--out")
+            .arg(dir.path().join("out-dead")),
+        Duration::from_secs(120),
+    );
+    let message = text(&output);
+    assert_ne!(output.status.code(), Some(0), "{message}");
+    assert!(message.contains("127.0.0.1:9"), "{message}");
+}

@@ -5,7 +5,7 @@
 //! installation: the suites write objects of these kinds and read their status, against the
 //! bundled controller or against Fleet alike. Each type models a subset of Fleet's schema and
 //! every field in it exists in Fleet's CRDs at the same path (checked by a unit test against
-//! `tests/fixtures/fleet-crds.yaml`), because an apiserver serving Fleet's own CRDs prunes
+//! `apiserver/tests/fixtures/fleet-crds.yaml`), because an apiserver serving Fleet's own CRDs prunes
 //! any field its schema does not know, and a status field written there would silently
 //! vanish.
 

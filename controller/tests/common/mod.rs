@@ -61,7 +61,7 @@ where
 pub enum Crds {
     /// Generated from the controller's types (`--install-crds`).
     Ours,
-    /// Fleet's own, from `tests/fixtures/fleet-crds.yaml`.
+    /// Fleet's own, from `apiserver/tests/fixtures/fleet-crds.yaml` (one copy for the workspace).
     Fleets,
 }
 
@@ -142,7 +142,7 @@ impl Env {
 
     /// Installs Fleet's own CRDs from the reference file.
     pub async fn install_fleet_crds(&self) {
-        let text = include_str!("../fixtures/fleet-crds.yaml");
+        let text = include_str!("../../../apiserver/tests/fixtures/fleet-crds.yaml");
         let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(text).unwrap();
         let api: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
             Api::all(self.client.clone());

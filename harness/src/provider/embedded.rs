@@ -53,6 +53,7 @@ impl Provider for EmbeddedProvider {
             git_user: git.user().to_string(),
             git_password: git.password().to_string(),
             git_extensions: true,
+            repo_prefix: "bench".to_string(),
             api_faults: true,
             git_server_version: Some(format!(
                 "fleetbench gitserver (Gitea API {})",

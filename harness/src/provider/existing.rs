@@ -1,17 +1,21 @@
-//! `existing`: a cluster you already have (kubeconfig), with the embedded git server on
-//! this machine and the bundled controller as a local subprocess.
+//! `existing`: a cluster you already have (a kubeconfig and, optionally, one of its
+//! contexts), with either the embedded git server on this machine or a Gitea you already
+//! have (`--git-url`, `--git-user`, `--git-token`). The bundled controller runs as a local
+//! subprocess with the same kubeconfig context.
 //!
-//! This is the part of issue 6's `existing` provider that the harness needs now: it proves a
-//! cluster reachable before anything runs (so an unreachable cluster is a clear error, not
-//! a hang), labels what it creates, and deletes only that. A remote git server (URL and
-//! token) is issue 6's.
+//! A shared cluster and a shared forge hold other people's things, so the provider proves
+//! the cluster reachable before anything runs (an unreachable cluster is a clear error, not
+//! a hang), labels every object it creates and deletes only those, and names its
+//! repositories with a prefix unique to the suite's run, deleting exactly those at the end.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use fleet_controller::api::{Bundle, BundleDeployment, Cluster, ClusterGroup, GitRepo, labels};
+use gitserver::forge::{Auth, ForgeClient};
 use kube::api::{DeleteParams, ListParams};
+use kube::config::Kubeconfig;
 use kube::{Api, Client};
 use tokio_util::sync::CancellationToken;
 
@@ -20,17 +24,114 @@ use super::{
     SUITE_LABEL, check_reachable, kube_client,
 };
 
+/// A Gitea-compatible server the suites create their repositories on.
+#[derive(Clone)]
+pub struct RemoteForge {
+    /// Base URL (the API is under `/api/v1`; clone URLs are `{url}/{owner}/{repo}.git`).
+    pub url: String,
+    /// The user that owns the repositories.
+    pub user: String,
+    /// Its access token (or password); sent as HTTP basic auth, which Gitea accepts for
+    /// the API and for git.
+    pub token: String,
+}
+
+impl std::fmt::Debug for RemoteForge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteForge")
+            .field("url", &self.url)
+            .field("user", &self.user)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RemoteForge {
+    fn client(&self) -> Result<ForgeClient, ProviderError> {
+        ForgeClient::new(
+            &self.url,
+            Auth::Basic {
+                user: self.user.clone(),
+                password: self.token.clone(),
+            },
+        )
+        .map_err(|e| ProviderError::GitServer(format!("{}: {e}", self.url)))
+    }
+}
+
 /// The existing-cluster provider.
 #[derive(Debug, Clone)]
 pub struct ExistingProvider {
     kubeconfig: PathBuf,
+    context: Option<String>,
+    forge: Option<RemoteForge>,
 }
 
 impl ExistingProvider {
-    /// Uses the current context of `kubeconfig`.
-    pub fn new(kubeconfig: PathBuf) -> Self {
-        Self { kubeconfig }
+    /// Uses `context` of `kubeconfig` (its current context when `None`), and `forge` for
+    /// repositories (the embedded git server when `None`).
+    pub fn new(kubeconfig: PathBuf, context: Option<String>, forge: Option<RemoteForge>) -> Self {
+        Self {
+            kubeconfig,
+            context,
+            forge,
+        }
     }
+}
+
+/// The kubeconfig YAML to use: the file as it is, or, when a context is chosen, the same
+/// config with that context made current (so the harness and the controller, which only
+/// reads current contexts, agree on the cluster).
+pub fn select_context(
+    yaml: &str,
+    context: Option<&str>,
+    origin: &str,
+) -> Result<String, ProviderError> {
+    let Some(context) = context else {
+        return Ok(yaml.to_string());
+    };
+    let mut config = Kubeconfig::from_yaml(yaml)
+        .map_err(|e| ProviderError::Kubeconfig(format!("{origin}: {e}")))?;
+    if !config.contexts.iter().any(|c| c.name == context) {
+        let known: Vec<&str> = config.contexts.iter().map(|c| c.name.as_str()).collect();
+        return Err(ProviderError::Kubeconfig(format!(
+            "{origin} has no context {context:?} (it has: {})",
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
+        )));
+    }
+    config.current_context = Some(context.to_string());
+    // JSON is YAML, and every kubeconfig reader takes it.
+    serde_json::to_string_pretty(&config)
+        .map_err(|e| ProviderError::Kubeconfig(format!("{origin}: {e}")))
+}
+
+/// The server URL of the current context, for messages.
+fn current_server(yaml: &str) -> String {
+    Kubeconfig::from_yaml(yaml)
+        .ok()
+        .and_then(|config| {
+            let context = config.current_context.clone()?;
+            let cluster = config
+                .contexts
+                .iter()
+                .find(|c| c.name == context)?
+                .context
+                .as_ref()?
+                .cluster
+                .clone();
+            config
+                .clusters
+                .iter()
+                .find(|c| c.name == cluster)?
+                .cluster
+                .as_ref()?
+                .server
+                .clone()
+        })
+        .unwrap_or_else(|| "(unknown server)".to_string())
 }
 
 /// An environment on an existing cluster.
@@ -39,6 +140,7 @@ pub struct ExistingEnvironment {
     client: Client,
     suite: String,
     gitserver: Option<gitserver::RunningGitServer>,
+    remote_forge: Option<ForgeClient>,
 }
 
 #[async_trait]
@@ -52,48 +154,119 @@ impl Provider for ExistingProvider {
         spec: &EnvironmentSpec,
         _cancel: &CancellationToken,
     ) -> Result<Box<dyn Environment>, ProviderError> {
-        let kubeconfig_display = self.kubeconfig.display().to_string();
-        let yaml = std::fs::read_to_string(&self.kubeconfig).map_err(|e| {
-            ProviderError::Kubeconfig(format!("cannot read {kubeconfig_display}: {e}"))
+        let origin = match &self.context {
+            Some(context) => format!("{} (context {context})", self.kubeconfig.display()),
+            None => self.kubeconfig.display().to_string(),
+        };
+        let file = std::fs::read_to_string(&self.kubeconfig).map_err(|e| {
+            ProviderError::Kubeconfig(format!("cannot read {}: {e}", self.kubeconfig.display()))
         })?;
-        let client = kube_client(&yaml, &kubeconfig_display).await?;
-        let url = kube::config::Kubeconfig::from_yaml(&yaml)
-            .ok()
-            .and_then(|k| {
-                k.clusters
-                    .first()
-                    .and_then(|c| c.cluster.as_ref()?.server.clone())
-            })
-            .unwrap_or_else(|| "(unknown server)".to_string());
-        check_reachable(&client, &url, &kubeconfig_display).await?;
+        let yaml = select_context(&file, self.context.as_deref(), &origin)?;
+        let client = kube_client(&yaml, &origin).await?;
+        check_reachable(&client, &current_server(&yaml), &origin).await?;
         std::fs::create_dir_all(&spec.work_dir).map_err(|source| ProviderError::Io {
             path: spec.work_dir.clone(),
             source,
         })?;
-        let git = gitserver::GitServer::start(gitserver::Config::new(spec.work_dir.join("git")))
-            .await
-            .map_err(|e| ProviderError::GitServer(e.to_string()))?;
-        let endpoints = Endpoints {
-            kubeconfig_yaml: yaml,
-            kubeconfig_path: self.kubeconfig.clone(),
-            git_api_url: git.url().to_string(),
-            git_clone_base: git.url().to_string(),
-            git_user: git.user().to_string(),
-            git_password: git.password().to_string(),
-            git_extensions: true,
-            api_faults: false,
-            git_server_version: Some(format!(
-                "fleetbench gitserver (Gitea API {})",
-                gitserver::GITEA_API_VERSION
-            )),
+        let kubeconfig_path = if self.context.is_some() {
+            let path = spec.work_dir.join("kubeconfig");
+            write_private(&path, &yaml)?;
+            path
+        } else {
+            self.kubeconfig.clone()
+        };
+        let (endpoints, gitserver, remote_forge) = match &self.forge {
+            None => {
+                let git =
+                    gitserver::GitServer::start(gitserver::Config::new(spec.work_dir.join("git")))
+                        .await
+                        .map_err(|e| ProviderError::GitServer(e.to_string()))?;
+                let endpoints = Endpoints {
+                    kubeconfig_yaml: yaml,
+                    kubeconfig_path,
+                    git_api_url: git.url().to_string(),
+                    git_clone_base: git.url().to_string(),
+                    git_user: git.user().to_string(),
+                    git_password: git.password().to_string(),
+                    git_extensions: true,
+                    repo_prefix: "bench".to_string(),
+                    api_faults: false,
+                    git_server_version: Some(format!(
+                        "fleetbench gitserver (Gitea API {})",
+                        gitserver::GITEA_API_VERSION
+                    )),
+                };
+                (endpoints, Some(git), None)
+            }
+            Some(remote) => {
+                let forge = remote.client()?;
+                let version = tokio::time::timeout(Duration::from_secs(15), forge.version())
+                    .await
+                    .map_err(|_| {
+                        ProviderError::GitServer(format!("{}: no answer within 15s", remote.url))
+                    })?
+                    .map_err(|e| ProviderError::GitServer(format!("{}: {e}", remote.url)))?;
+                // The token must work before anything is created with it.
+                let user = forge.current_user().await.map_err(|e| {
+                    ProviderError::GitServer(format!(
+                        "{}: the token of --git-user {} is not accepted: {e}",
+                        remote.url, remote.user
+                    ))
+                })?;
+                if user.login != remote.user {
+                    return Err(ProviderError::GitServer(format!(
+                        "{}: the token belongs to {:?}, not --git-user {:?}",
+                        remote.url, user.login, remote.user
+                    )));
+                }
+                let endpoints = Endpoints {
+                    kubeconfig_yaml: yaml,
+                    kubeconfig_path,
+                    git_api_url: remote.url.clone(),
+                    git_clone_base: remote.url.clone(),
+                    git_user: remote.user.clone(),
+                    git_password: remote.token.clone(),
+                    git_extensions: false,
+                    repo_prefix: repo_prefix(&spec.suite),
+                    api_faults: false,
+                    git_server_version: Some(format!("Gitea API {}", version.version)),
+                };
+                (endpoints, None, Some(forge))
+            }
         };
         Ok(Box::new(ExistingEnvironment {
             endpoints,
             client,
             suite: spec.suite.clone(),
-            gitserver: Some(git),
+            gitserver,
+            remote_forge,
         }))
     }
+}
+
+/// `fb-<suite>-<10 hex digits>`, cut to leave room for `-NNNN` within Gitea's 100
+/// characters.
+fn repo_prefix(suite: &str) -> String {
+    let id = super::docker::run::RunId::random();
+    let suite: String = suite.chars().take(60).collect();
+    format!("fb-{suite}-{id}")
+}
+
+fn write_private(path: &Path, contents: &str) -> Result<(), ProviderError> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let io = |source| ProviderError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io)?;
+    file.write_all(contents.as_bytes()).map_err(io)
 }
 
 #[async_trait]
@@ -194,6 +367,39 @@ impl Environment for ExistingEnvironment {
         if let Some(git) = self.gitserver.take() {
             git.shutdown().await;
         }
+        if let Some(forge) = self.remote_forge.take() {
+            let prefix = format!("{}-", self.endpoints.repo_prefix);
+            let removal = async {
+                let mine: Vec<String> = forge
+                    .list_my_repos()
+                    .await
+                    .map_err(|e| {
+                        format!("listing {}'s repositories: {e}", self.endpoints.git_user)
+                    })?
+                    .into_iter()
+                    .filter(|repo| repo.name.starts_with(&prefix))
+                    .map(|repo| repo.name)
+                    .collect();
+                let mut failed = Vec::new();
+                for name in &mine {
+                    if let Err(e) = forge.delete_repo(&self.endpoints.git_user, name).await
+                        && !e.is_not_found()
+                    {
+                        failed.push(format!("{name}: {e}"));
+                    }
+                }
+                if failed.is_empty() {
+                    Ok(())
+                } else {
+                    Err(format!("deleting repositories: {}", failed.join("; ")))
+                }
+            };
+            match tokio::time::timeout(Duration::from_secs(60), removal).await {
+                Ok(Ok(())) => {}
+                Ok(Err(problem)) => problems.push(problem),
+                Err(_) => problems.push(format!("deleting repositories {prefix}* took over 60s")),
+            }
+        }
         if problems.is_empty() {
             Ok(())
         } else {
@@ -220,4 +426,75 @@ where
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TWO_CONTEXTS: &str = "apiVersion: v1
+kind: Config
+clusters:
+- name: a
+  cluster: {server: 'http://127.0.0.1:1111'}
+- name: b
+  cluster: {server: 'http://127.0.0.1:2222'}
+contexts:
+- name: first
+  context: {cluster: a, user: u}
+- name: second
+  context: {cluster: b, user: u}
+current-context: first
+users:
+- name: u
+  user: {token: t}
+";
+
+    #[test]
+    fn a_chosen_context_becomes_the_current_one_and_nothing_else_changes() {
+        let yaml = select_context(TWO_CONTEXTS, Some("second"), "test").unwrap();
+        assert_eq!(current_server(&yaml), "http://127.0.0.1:2222");
+        let config = Kubeconfig::from_yaml(&yaml).unwrap();
+        assert_eq!(config.clusters.len(), 2);
+        assert_eq!(config.contexts.len(), 2);
+        assert_eq!(config.auth_infos.len(), 1);
+    }
+
+    #[test]
+    fn without_a_context_the_file_is_used_as_it_is() {
+        let yaml = select_context(TWO_CONTEXTS, None, "test").unwrap();
+        assert_eq!(yaml, TWO_CONTEXTS);
+        assert_eq!(current_server(&yaml), "http://127.0.0.1:1111");
+    }
+
+    #[test]
+    fn an_unknown_context_names_the_ones_there_are() {
+        let error = select_context(TWO_CONTEXTS, Some("third"), "kc")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("no context \"third\""), "{error}");
+        assert!(error.contains("first, second"), "{error}");
+    }
+
+    #[test]
+    fn repository_prefixes_are_unique_per_run_and_fit_gitea_names() {
+        let (one, two) = (
+            repo_prefix("label-propagation"),
+            repo_prefix("label-propagation"),
+        );
+        assert_ne!(one, two);
+        assert!(one.starts_with("fb-label-propagation-"), "{one}");
+        let long = repo_prefix(&"x".repeat(300));
+        assert!(long.len() + "-0000".len() <= 100, "{}", long.len());
+    }
+
+    #[test]
+    fn the_token_is_never_printed() {
+        let forge = RemoteForge {
+            url: "http://gitea".to_string(),
+            user: "alice".to_string(),
+            token: "s3cret".to_string(),
+        };
+        assert!(!format!("{forge:?}").contains("s3cret"));
+    }
 }

@@ -4,7 +4,8 @@
 //! (a kubeconfig, a git forge URL and credentials, which fleetbench extensions exist) and
 //! hooks (start the controller where controllers run here, prepare a downstream cluster,
 //! tear everything down). `embedded` runs everything on this machine; `existing` points at
-//! a cluster you already have; `docker` and `kind` come with issue 6 behind the same trait.
+//! a cluster (and optionally a Gitea) you already have; `docker` runs this project's images
+//! as containers; `kind` makes real clusters and a real Gitea.
 //! Every suite gets a fresh environment, so one suite's leftovers never skew the next.
 
 pub mod docker;
@@ -21,7 +22,7 @@ use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
 pub use embedded::EmbeddedProvider;
-pub use existing::ExistingProvider;
+pub use existing::{ExistingProvider, RemoteForge};
 pub use fault::Fault;
 
 use crate::cli::{EnvironmentArgs, ProviderKind};
@@ -37,12 +38,6 @@ pub const SUITE_LABEL: &str = "fleetbench.io/suite";
 /// Why an environment could not be provided.
 #[derive(Debug, thiserror::Error)]
 pub enum ProviderError {
-    /// The provider is planned, not built.
-    #[error("provider {provider:?} is not implemented yet: see issue 6 (use --provider embedded)")]
-    NotImplemented {
-        /// Which.
-        provider: &'static str,
-    },
     /// The Kubernetes API server could not be started.
     #[error("cannot start the embedded Kubernetes API server: {0}")]
     ApiServer(String),
@@ -104,6 +99,10 @@ pub struct Endpoints {
     pub git_password: String,
     /// The git server serves fleetbench's extensions (request log, per-repo faults).
     pub git_extensions: bool,
+    /// Names of the repositories the suite creates start with this (`bench` on a git
+    /// server made for the run; unique per suite on a shared one, so teardown deletes
+    /// exactly what the run created).
+    pub repo_prefix: String,
     /// The API server serves `/fleetbench/faults`.
     pub api_faults: bool,
     /// Versions, for the results' environment section.
@@ -224,25 +223,6 @@ pub trait Provider: Send + Sync {
     ) -> Result<Box<dyn Environment>, ProviderError>;
 }
 
-/// PLACEHOLDER for issue 6: docker and kind are not built yet; choosing them fails at once
-/// with a message that says so.
-struct NotYet(&'static str);
-
-#[async_trait]
-impl Provider for NotYet {
-    fn name(&self) -> &'static str {
-        self.0
-    }
-
-    async fn create(
-        &self,
-        _spec: &EnvironmentSpec,
-        _cancel: &CancellationToken,
-    ) -> Result<Box<dyn Environment>, ProviderError> {
-        Err(ProviderError::NotImplemented { provider: self.0 })
-    }
-}
-
 /// The provider the command line asks for.
 pub fn from_args(args: &EnvironmentArgs) -> Result<Box<dyn Provider>, ProviderError> {
     Ok(match args.provider {
@@ -253,16 +233,28 @@ pub fn from_args(args: &EnvironmentArgs) -> Result<Box<dyn Provider>, ProviderEr
                     "--provider existing needs --kubeconfig FILE (or KUBECONFIG)".to_string(),
                 )
             })?;
-            Box::new(ExistingProvider::new(kubeconfig))
+            let forge = match (&args.git_url, &args.git_user, &args.git_token) {
+                (None, None, None) => None,
+                (Some(url), Some(user), Some(token)) => Some(RemoteForge {
+                    url: url.trim_end_matches('/').to_string(),
+                    user: user.clone(),
+                    token: token.clone(),
+                }),
+                _ => {
+                    return Err(ProviderError::Unsupported(
+                        "a remote git server needs all of --git-url, --git-user and --git-token (or FLEETBENCH_GIT_TOKEN); without them the embedded git server runs on this machine".to_string(),
+                    ));
+                }
+            };
+            Box::new(ExistingProvider::new(
+                kubeconfig,
+                args.context.clone(),
+                forge,
+            ))
         }
         ProviderKind::Docker => Box::new(docker::DockerProvider::from_env()),
         ProviderKind::Kind => Box::new(kind::KindProvider::from_env()),
     })
-}
-
-/// The placeholder for providers of issue 6 (for callers that want a provider object).
-pub fn not_yet(name: &'static str) -> Box<dyn Provider> {
-    Box::new(NotYet(name))
 }
 
 /// Builds a kube client from kubeconfig YAML.
@@ -299,5 +291,74 @@ pub async fn check_reachable(
             kubeconfig: kubeconfig.to_string(),
             reason: "no answer within 15s".to_string(),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    fn env_args(extra: &[&str]) -> EnvironmentArgs {
+        let mut argv = vec!["fleetbench", "run", "s.yaml"];
+        argv.extend_from_slice(extra);
+        let Command::Run(run) = Cli::try_parse_from(argv).unwrap().command else {
+            unreachable!("parsed a run")
+        };
+        run.env
+    }
+
+    #[test]
+    fn existing_needs_a_kubeconfig() {
+        let error = from_args(&EnvironmentArgs {
+            kubeconfig: None,
+            ..env_args(&["--provider", "existing"])
+        })
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(error.contains("--kubeconfig"), "{error}");
+    }
+
+    #[test]
+    fn a_remote_forge_needs_url_user_and_token_together() {
+        for partial in [
+            &["--git-url", "http://gitea"][..],
+            &["--git-url", "http://gitea", "--git-user", "alice"],
+            &["--git-user", "alice", "--git-token", "t"],
+        ] {
+            let mut args = env_args(
+                &[
+                    &["--provider", "existing", "--kubeconfig", "k"][..],
+                    partial,
+                ]
+                .concat(),
+            );
+            if !partial.contains(&"--git-token") {
+                args.git_token = None;
+            }
+            let error = from_args(&args).err().unwrap().to_string();
+            assert!(
+                error.contains("--git-url, --git-user and --git-token"),
+                "{partial:?}: {error}"
+            );
+        }
+        let whole = env_args(&[
+            "--provider",
+            "existing",
+            "--kubeconfig",
+            "k",
+            "--git-url",
+            "http://gitea/",
+            "--git-user",
+            "alice",
+            "--git-token",
+            "t",
+            "--context",
+            "c",
+        ]);
+        assert!(from_args(&whole).is_ok());
     }
 }

@@ -70,8 +70,9 @@ pub async fn create_repos(
     let paths = spec.paths.unwrap_or(ctx.suite.scale.paths) as usize;
     let owner = ctx.endpoints.git_user.clone();
     let first = ctx.world.repos.len();
+    let prefix = ctx.endpoints.repo_prefix.clone();
     let names: Vec<String> = (first..first + count)
-        .map(|i| format!("bench-{i:04}"))
+        .map(|i| format!("{prefix}-{i:04}"))
         .collect();
     let task = Task::start(format!("{label}: create repositories"), Some(count as u64));
     let forge = ctx.forge.clone();

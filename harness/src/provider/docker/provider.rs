@@ -157,6 +157,7 @@ impl Provider for DockerProvider {
             git_user: git.user.clone(),
             git_password: git.password.clone(),
             git_extensions: true,
+            repo_prefix: "bench".to_string(),
             api_faults: true,
             git_server_version: Some(format!(
                 "fleetbench gitserver (Gitea API {}) in a container, image tag {}",

@@ -55,6 +55,7 @@ impl Provider for KindProvider {
             git_user: settings.gitea.user.clone(),
             git_password: settings.gitea.password.clone(),
             git_extensions: false,
+            repo_prefix: "bench".to_string(),
             api_faults: false,
             git_server_version: Some(format!("Gitea ({})", settings.images.gitea)),
         };

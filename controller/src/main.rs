@@ -195,8 +195,8 @@ async fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    // kube uses rustls with ring; when a workspace build also links aws-lc-rs (reqwest in
-    // the harness), rustls cannot pick a provider on its own and would panic.
+    // kube uses rustls with ring; when a workspace build also links aws-lc-rs (through the
+    // harness's testcontainers), rustls cannot pick a provider on its own and would panic.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     match cli.command {

@@ -335,6 +335,16 @@ async fn a_target_edit_removes_orphans_at_once() {
     ])
     .await;
     let before = deployment_ids(&env).await;
+    let fetches = |result: &str| {
+        controller
+            .metrics()
+            .gitrepo_fetches
+            .get_or_create(&fleet_controller::metrics::ResultLabels {
+                result: result.to_owned(),
+            })
+            .get()
+    };
+    let fetched = fetches("fetched");
     env.patch_gitrepo_spec(
         "shop",
         serde_json::json!({"targets": [{"clusterName": "c1"}]}),
@@ -342,6 +352,9 @@ async fn a_target_edit_removes_orphans_at_once() {
     .await;
     env.wait_deployments(&[("shop-app-db", "c1"), ("shop-app-web", "c1")])
         .await;
+    // Only the targets changed: the sync read the commit it had, without a git round trip.
+    assert!(fetches("cached") >= 1);
+    assert_eq!(fetches("fetched"), fetched);
     let after = deployment_ids(&env).await;
     for bundle in ["shop-app-db", "shop-app-web"] {
         let key = (bundle.to_owned(), "c1".to_owned());
@@ -362,6 +375,23 @@ async fn a_target_edit_removes_orphans_at_once() {
             .get(),
         2
     );
+    // A commit after the cached sync is still fetched and deployed.
+    let commit = env
+        .commit("shop", &[("app/web/cm.yaml", &configmap("web", "2"))], &[])
+        .await;
+    eventually("bundles at the commit after the edit", || async {
+        let bundles = env.bundles("shop").await;
+        if bundles
+            .values()
+            .all(|b| b.metadata.labels.as_ref().unwrap()[labels::COMMIT] == commit)
+        {
+            Ok(())
+        } else {
+            Err("old commit label".to_owned())
+        }
+    })
+    .await;
+    assert!(fetches("fetched") > fetched);
     controller.shutdown().await;
     env.shutdown().await;
 }

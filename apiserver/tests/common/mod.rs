@@ -15,8 +15,8 @@ pub const TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Starts a server with `config`.
 pub async fn server(config: Config) -> RunningApiServer {
-    // kube brings rustls with ring, reqwest with aws-lc-rs; with both linked, rustls
-    // cannot choose on its own.
+    // kube brings rustls with ring; a workspace build also links aws-lc-rs (the
+    // harness's testcontainers), and with both rustls cannot choose on its own.
     let _ = rustls::crypto::ring::default_provider().install_default();
     ApiServer::start(config).await.expect("server starts")
 }

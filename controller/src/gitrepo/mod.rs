@@ -30,7 +30,7 @@ use crate::api::{Bundle, GitRepo};
 use crate::kubeutil::{is_already_exists, is_not_found};
 use crate::metrics::Metrics;
 use crate::queue::{Action, ReconcileFailure, WorkQueue, backoff};
-use crate::status::{PollFacts, StatusKey, StatusWriter, SyncFacts};
+use crate::status::{GitRepoFacts, PollFacts, StatusKey, StatusWriter, SyncFacts};
 use crate::store::{BundleEntry, Key, Store};
 
 use git::{Credentials, Target};
@@ -252,6 +252,7 @@ fn record_sync_error(ctx: &Context, key: &Key, repo: &GitRepo, error: &Error) {
             update_generation: repo.spec.force_sync_generation,
             error: Some(message),
             in_progress: false,
+            source: previous.source,
         });
     });
     ctx.status.request_now(status_key(key));
@@ -292,6 +293,7 @@ pub async fn sync(key: Key, ctx: Arc<Context>) -> Result<Action, Error> {
                     update_generation: repo.spec.force_sync_generation,
                     error: None,
                     in_progress: false,
+                    source: Some(source_of(&repo)),
                 });
             });
             ctx.status.request_now(status_key(&key));
@@ -304,12 +306,43 @@ pub async fn sync(key: Key, ctx: Arc<Context>) -> Result<Action, Error> {
     }
 }
 
+/// What decides the commit a sync deploys: the repository, the branch or revision, the
+/// credentials and `forceSyncGeneration`. A change to anything else in the spec (targets,
+/// paths' options, polling settings) can be served from the commit already fetched.
+pub fn source_of(repo: &GitRepo) -> String {
+    let spec = &repo.spec;
+    format!(
+        "{}\n{}\n{}\n{}\n{}",
+        spec.repo,
+        spec.branch.as_deref().unwrap_or_default(),
+        spec.revision.as_deref().unwrap_or_default(),
+        spec.client_secret_name.as_deref().unwrap_or_default(),
+        spec.force_sync_generation
+    )
+}
+
+/// The commit of the last successful sync, when nothing since says the remote moved: the
+/// same source, no failed sync after it, and the last poll and webhook (if any) announced
+/// that very commit. Anything else, or a restart (facts are kept in memory), fetches.
+fn commit_to_reuse(facts: &GitRepoFacts, source: &str) -> Option<String> {
+    let sync = facts.sync.as_ref()?;
+    if sync.error.is_some() || sync.source.as_deref() != Some(source) {
+        return None;
+    }
+    let commit = sync.commit.clone()?;
+    let poll_agrees = facts
+        .poll
+        .as_ref()
+        .is_none_or(|poll| poll.commit.as_ref().is_none_or(|c| *c == commit));
+    let webhook_agrees = facts.webhook.as_ref().is_none_or(|w| w.commit == commit);
+    (poll_agrees && webhook_agrees).then_some(commit)
+}
+
 async fn fetch_and_read(
     ctx: &Context,
     key: &Key,
     repo: &GitRepo,
 ) -> Result<(String, Vec<Bundle>), Error> {
-    let creds = credentials(ctx, repo).await?;
     let url = repo.spec.repo.clone();
     let target = Target::of(repo.spec.branch.as_deref(), repo.spec.revision.as_deref());
     let cache = ctx.cache_dir.join(format!(
@@ -317,15 +350,44 @@ async fn fetch_and_read(
         key.namespace,
         crate::names::key_hash(&key.to_string())
     ));
+    if let Some(commit) = commit_to_reuse(&ctx.status.gitrepo_facts(key), &source_of(repo)) {
+        // A target or option edit at scale is hundreds of syncs at once; fetching each
+        // repository again would put a git round trip (and the git server's CPU) between
+        // the edit and its orphans' deletion.
+        let gitrepo = repo.clone();
+        let cache = cache.clone();
+        let wanted = commit.clone();
+        let cached = blocking(ctx.git_timeout, &url, move || {
+            let cache_repo = git::open_cache(&cache)?;
+            let oid = git2::Oid::from_str(&wanted)
+                .ok()
+                .filter(|oid| cache_repo.find_commit(*oid).is_ok());
+            match oid {
+                Some(oid) => Ok(Some(reader::read_bundles(&cache_repo, oid, &gitrepo)?)),
+                None => Ok(None),
+            }
+        })
+        .await?;
+        if let Some(bundles) = cached {
+            Metrics::count(&ctx.metrics.gitrepo_fetches, "cached");
+            return Ok((commit, bundles));
+        }
+    }
+    let creds = credentials(ctx, repo).await?;
     let gitrepo = repo.clone();
     let u = url.clone();
-    blocking(ctx.git_timeout, &url, move || {
+    let read = blocking(ctx.git_timeout, &url, move || {
         let cache_repo = git::open_cache(&cache)?;
         let oid = git::fetch_target(&cache_repo, &u, &target, creds.as_ref())?;
         let bundles = reader::read_bundles(&cache_repo, oid, &gitrepo)?;
         Ok((oid.to_string(), bundles))
     })
-    .await
+    .await;
+    Metrics::count(
+        &ctx.metrics.gitrepo_fetches,
+        if read.is_ok() { "fetched" } else { "error" },
+    );
+    read
 }
 
 async fn apply_bundles(ctx: &Context, bundles: Vec<Bundle>) -> Result<(), Error> {
@@ -418,4 +480,100 @@ pub fn resync(ctx: &Context) {
     let keys: Vec<Key> = repos.iter().map(|r| Key::of(&r.metadata)).collect();
     tracing::info!(gitrepos = keys.len(), rearmed, "resync");
     ctx.sync_queue.add_all(keys);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::GitRepoSpec;
+    use crate::status::WebhookFacts;
+
+    fn repo() -> GitRepo {
+        GitRepo::new(
+            "r",
+            GitRepoSpec {
+                repo: "http://git/r".into(),
+                branch: Some("main".into()),
+                ..Default::default()
+            },
+        )
+    }
+
+    fn synced(commit: &str, source: &str) -> GitRepoFacts {
+        GitRepoFacts {
+            sync: Some(SyncFacts {
+                commit: Some(commit.into()),
+                source: Some(source.into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn polled(commit: Option<&str>) -> Option<PollFacts> {
+        Some(PollFacts {
+            commit: commit.map(Into::into),
+            at: Time(jiff::Timestamp::UNIX_EPOCH),
+            error: None,
+        })
+    }
+
+    #[test]
+    fn only_what_picks_the_commit_is_part_of_the_source() {
+        let base = source_of(&repo());
+        let mut targets_edited = repo();
+        targets_edited.spec.polling_interval = Some("1m".into());
+        targets_edited.spec.paths = Some(vec!["other".into()]);
+        assert_eq!(source_of(&targets_edited), base);
+        for edit in [
+            |r: &mut GitRepo| r.spec.repo = "http://git/other".into(),
+            |r: &mut GitRepo| r.spec.branch = Some("dev".into()),
+            |r: &mut GitRepo| r.spec.revision = Some("v1".into()),
+            |r: &mut GitRepo| r.spec.client_secret_name = Some("creds".into()),
+            |r: &mut GitRepo| r.spec.force_sync_generation = 1,
+        ] {
+            let mut edited = repo();
+            edit(&mut edited);
+            assert_ne!(source_of(&edited), base, "{:?}", edited.spec);
+        }
+    }
+
+    #[test]
+    fn the_synced_commit_is_reused_while_nothing_says_the_remote_moved() {
+        let source = source_of(&repo());
+        let mut facts = synced("abc", &source);
+        assert_eq!(commit_to_reuse(&facts, &source).as_deref(), Some("abc"));
+        facts.poll = polled(Some("abc"));
+        facts.webhook = Some(WebhookFacts {
+            commit: "abc".into(),
+            at: Time(jiff::Timestamp::UNIX_EPOCH),
+        });
+        assert_eq!(commit_to_reuse(&facts, &source).as_deref(), Some("abc"));
+        // A failed poll knows nothing new.
+        facts.poll = polled(None);
+        assert_eq!(commit_to_reuse(&facts, &source).as_deref(), Some("abc"));
+    }
+
+    #[test]
+    fn anything_that_says_otherwise_fetches() {
+        let source = source_of(&repo());
+        assert_eq!(commit_to_reuse(&GitRepoFacts::default(), &source), None);
+
+        let mut newer_poll = synced("abc", &source);
+        newer_poll.poll = polled(Some("def"));
+        assert_eq!(commit_to_reuse(&newer_poll, &source), None);
+
+        let mut newer_webhook = synced("abc", &source);
+        newer_webhook.webhook = Some(WebhookFacts {
+            commit: "def".into(),
+            at: Time(jiff::Timestamp::UNIX_EPOCH),
+        });
+        assert_eq!(commit_to_reuse(&newer_webhook, &source), None);
+
+        let mut failed = synced("abc", &source);
+        failed.sync.as_mut().unwrap().error = Some("unreachable".into());
+        assert_eq!(commit_to_reuse(&failed, &source), None);
+
+        assert_eq!(commit_to_reuse(&synced("abc", "elsewhere"), &source), None);
+    }
 }

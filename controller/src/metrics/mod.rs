@@ -98,6 +98,9 @@ pub struct Metrics {
     pub gitrepo_polls: Family<ResultLabels, Counter>,
     /// `fleet_gitrepo_syncs_total{result}`.
     pub gitrepo_syncs: Family<ResultLabels, Counter>,
+    /// `fleet_gitrepo_fetches_total{result}`: what a sync read its commit from
+    /// (`fetched`, `cached` when nothing says the remote moved, `error`).
+    pub gitrepo_fetches: Family<ResultLabels, Counter>,
     /// `fleet_webhooks_total{result}`.
     pub webhooks: Family<ResultLabels, Counter>,
     /// `fleet_status_writes_total{resource,outcome}`.
@@ -127,6 +130,7 @@ impl Metrics {
         let work_duration = Family::new_with_constructor(Buckets(latency_buckets));
         let gitrepo_polls = Family::default();
         let gitrepo_syncs = Family::default();
+        let gitrepo_fetches = Family::default();
         let webhooks = Family::default();
         let status_writes = Family::default();
         let object_writes = Family::default();
@@ -181,6 +185,11 @@ impl Metrics {
             gitrepo_syncs.clone(),
         );
         registry.register(
+            "fleet_gitrepo_fetches",
+            "Where GitRepo syncs read their commit: fetched from the remote, or cached",
+            gitrepo_fetches.clone(),
+        );
+        registry.register(
             "fleet_webhooks",
             "Webhook requests by result",
             webhooks.clone(),
@@ -207,6 +216,7 @@ impl Metrics {
             work_duration,
             gitrepo_polls,
             gitrepo_syncs,
+            gitrepo_fetches,
             webhooks,
             status_writes,
             object_writes,

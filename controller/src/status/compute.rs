@@ -70,6 +70,10 @@ pub struct SyncFacts {
     pub error: Option<String>,
     /// A sync is running.
     pub in_progress: bool,
+    /// What the commit was fetched for ([`crate::gitrepo::source_of`]): while it and the
+    /// known remote commit stay the same, a sync reads the cached commit instead of
+    /// fetching again.
+    pub source: Option<String>,
 }
 
 /// Facts about a GitRepo from the poller, the webhook and the sync.

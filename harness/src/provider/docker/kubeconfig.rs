@@ -81,8 +81,8 @@ pub fn with_server(yaml: &str, server: &str) -> Result<String, KubeconfigError> 
 
 /// A kube-rs client for the kubeconfig's current context, with bounded connects and reads.
 pub async fn client(yaml: &str) -> Result<kube::Client, KubeconfigError> {
-    // kube uses ring, reqwest aws-lc-rs: with both linked rustls needs the choice made (the
-    // binary makes it at start; this covers library callers and tests).
+    // kube uses ring, testcontainers' reqwest aws-lc-rs: with both linked rustls needs the
+    // choice made (the binary makes it at start; this covers library callers and tests).
     let _ = rustls::crypto::ring::default_provider().install_default();
     let config = parse(yaml)?;
     let mut config = kube::Config::from_custom_kubeconfig(config, &Default::default())

@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{fake_controller, fleetbench, results, smoke};
+use common::{fake_controller, fleetbench, interrupt, results, smoke, wait_bounded};
 
 /// Waits (bounded) for a line of the child's stdout containing `needle`.
 fn wait_for_line(child: &mut Child, needle: &str) -> String {
@@ -30,28 +30,6 @@ fn wait_for_line(child: &mut Child, needle: &str) -> String {
     }
     let _ = child.kill();
     panic!("no line containing {needle:?} within 60s");
-}
-
-fn interrupt(child: &Child) {
-    let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(status.success());
-}
-
-fn wait_bounded(child: &mut Child, bound: Duration) -> std::process::ExitStatus {
-    let deadline = Instant::now() + bound;
-    loop {
-        if let Some(status) = child.try_wait().expect("waitable") {
-            return status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("did not exit within {bound:?} after Ctrl-C");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn url_in(line: &str) -> String {

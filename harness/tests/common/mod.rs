@@ -122,3 +122,27 @@ pub fn results(dir: &Path) -> serde_json::Value {
         .unwrap_or_else(|e| panic!("no results.json in {}: {e}", dir.display()));
     serde_json::from_str(&text).expect("results.json is JSON")
 }
+
+/// Sends SIGINT (Ctrl-C) to a child.
+pub fn interrupt(child: &std::process::Child) {
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+}
+
+/// Waits for a child to exit, at most `bound` (then kills it and fails the test).
+pub fn wait_bounded(child: &mut std::process::Child, bound: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + bound;
+    loop {
+        if let Some(status) = child.try_wait().expect("waitable") {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("did not exit within {bound:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -200,19 +200,16 @@ impl Provider for ExistingProvider {
             }
             Some(remote) => {
                 let forge = remote.client()?;
-                let version = tokio::time::timeout(Duration::from_secs(15), forge.version())
-                    .await
-                    .map_err(|_| {
-                        ProviderError::GitServer(format!("{}: no answer within 15s", remote.url))
-                    })?
-                    .map_err(|e| ProviderError::GitServer(format!("{}: {e}", remote.url)))?;
+                let version = bounded(&remote.url, forge.version()).await?;
                 // The token must work before anything is created with it.
-                let user = forge.current_user().await.map_err(|e| {
-                    ProviderError::GitServer(format!(
-                        "{}: the token of --git-user {} is not accepted: {e}",
-                        remote.url, remote.user
-                    ))
-                })?;
+                let user = bounded(&remote.url, forge.current_user())
+                    .await
+                    .map_err(|e| {
+                        ProviderError::GitServer(format!(
+                            "the token of --git-user {} is not accepted: {e}",
+                            remote.user
+                        ))
+                    })?;
                 if user.login != remote.user {
                     return Err(ProviderError::GitServer(format!(
                         "{}: the token belongs to {:?}, not --git-user {:?}",
@@ -241,6 +238,20 @@ impl Provider for ExistingProvider {
             gitserver,
             remote_forge,
         }))
+    }
+}
+
+/// A forge call with a bound, its error naming the server.
+async fn bounded<T>(
+    url: &str,
+    call: impl Future<Output = Result<T, gitserver::forge::ForgeError>>,
+) -> Result<T, ProviderError> {
+    match tokio::time::timeout(Duration::from_secs(15), call).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(ProviderError::GitServer(format!("{url}: {e}"))),
+        Err(_) => Err(ProviderError::GitServer(format!(
+            "{url}: no answer within 15s"
+        ))),
     }
 }
 

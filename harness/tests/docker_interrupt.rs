@@ -10,10 +10,8 @@ mod common;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{controller_bin, fleetbench, interrupt, results, smoke, wait_bounded};
+use common::{controller_bin, docker_ready, fleetbench, interrupt, results, smoke, wait_bounded};
 use fleetbench::provider::docker::cleanup::{self, Selector};
-use fleetbench::provider::docker::engine;
-use fleetbench::provider::docker::images::{self, ImageSet};
 
 #[test]
 fn ctrl_c_on_the_docker_provider_removes_everything_and_keeps_partial_results() {
@@ -21,17 +19,7 @@ fn ctrl_c_on_the_docker_provider_removes_everything_and_keeps_partial_results() 
         .enable_all()
         .build()
         .expect("runtime");
-    let ready = runtime.block_on(async {
-        let engine = engine::preflight().await.map_err(|e| e.to_string())?;
-        images::require(
-            &engine.docker,
-            &ImageSet::from_env().all(),
-            images::BUILD_REMEDY,
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-        Ok::<_, String>(engine)
-    });
+    let ready = docker_ready(&runtime);
     let engine = match ready {
         Ok(engine) => engine,
         Err(why) => {

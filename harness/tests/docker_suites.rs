@@ -13,26 +13,9 @@ use std::io::Read as _;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{controller_bin, fleetbench, results, suites_dir};
+use common::{controller_bin, docker_ready, fleetbench, results, suites_dir};
 use fleetbench::provider::docker::cleanup;
-use fleetbench::provider::docker::engine;
-use fleetbench::provider::docker::images::{self, ImageSet};
 use fleetbench::provider::docker::run::OWNER_PID_LABEL;
-
-/// The engine with the images, or why not.
-fn docker_ready(runtime: &tokio::runtime::Runtime) -> Result<engine::Engine, String> {
-    runtime.block_on(async {
-        let engine = engine::preflight().await.map_err(|e| e.to_string())?;
-        images::require(
-            &engine.docker,
-            &ImageSet::from_env().all(),
-            images::BUILD_REMEDY,
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-        Ok(engine)
-    })
-}
 
 #[test]
 fn smoke_suites_pass_on_the_docker_provider_and_leave_nothing_behind() {

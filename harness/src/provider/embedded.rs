@@ -45,21 +45,8 @@ impl Provider for EmbeddedProvider {
         let git = gitserver::GitServer::start(gitserver::Config::new(&git_data))
             .await
             .map_err(|e| ProviderError::GitServer(e.to_string()))?;
-        let endpoints = Endpoints {
-            kubeconfig_yaml: api.kubeconfig_yaml(),
-            kubeconfig_path,
-            git_api_url: git.url().to_string(),
-            git_clone_base: git.url().to_string(),
-            git_user: git.user().to_string(),
-            git_password: git.password().to_string(),
-            git_extensions: true,
-            repo_prefix: "bench".to_string(),
-            api_faults: true,
-            git_server_version: Some(format!(
-                "fleetbench gitserver (Gitea API {})",
-                gitserver::GITEA_API_VERSION
-            )),
-        };
+        let endpoints =
+            Endpoints::with_local_git(api.kubeconfig_yaml(), kubeconfig_path, &git, true);
         tracing::debug!(api = %api.url(), git = %git.url(), "embedded environment up");
         Ok(Box::new(EmbeddedEnvironment {
             endpoints,

@@ -181,21 +181,7 @@ impl Provider for ExistingProvider {
                     gitserver::GitServer::start(gitserver::Config::new(spec.work_dir.join("git")))
                         .await
                         .map_err(|e| ProviderError::GitServer(e.to_string()))?;
-                let endpoints = Endpoints {
-                    kubeconfig_yaml: yaml,
-                    kubeconfig_path,
-                    git_api_url: git.url().to_string(),
-                    git_clone_base: git.url().to_string(),
-                    git_user: git.user().to_string(),
-                    git_password: git.password().to_string(),
-                    git_extensions: true,
-                    repo_prefix: "bench".to_string(),
-                    api_faults: false,
-                    git_server_version: Some(format!(
-                        "fleetbench gitserver (Gitea API {})",
-                        gitserver::GITEA_API_VERSION
-                    )),
-                };
+                let endpoints = Endpoints::with_local_git(yaml, kubeconfig_path, &git, false);
                 (endpoints, Some(git), None)
             }
             Some(remote) => {

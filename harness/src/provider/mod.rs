@@ -109,6 +109,32 @@ pub struct Endpoints {
     pub git_server_version: Option<String>,
 }
 
+impl Endpoints {
+    /// A cluster's endpoints with fleetbench's git server running on this machine.
+    pub fn with_local_git(
+        kubeconfig_yaml: String,
+        kubeconfig_path: PathBuf,
+        git: &gitserver::RunningGitServer,
+        api_faults: bool,
+    ) -> Self {
+        Endpoints {
+            kubeconfig_yaml,
+            kubeconfig_path,
+            git_api_url: git.url().to_string(),
+            git_clone_base: git.url().to_string(),
+            git_user: git.user().to_string(),
+            git_password: git.password().to_string(),
+            git_extensions: true,
+            repo_prefix: "bench".to_string(),
+            api_faults,
+            git_server_version: Some(format!(
+                "fleetbench gitserver (Gitea API {})",
+                gitserver::GITEA_API_VERSION
+            )),
+        }
+    }
+}
+
 /// A downstream cluster a provider created for a Cluster object (apply-mode agents).
 #[derive(Debug, Clone)]
 pub struct DownstreamCluster {

@@ -146,3 +146,21 @@ pub fn wait_bounded(child: &mut std::process::Child, bound: Duration) -> std::pr
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// The Docker engine with this project's images, or why the docker tests must skip.
+pub fn docker_ready(
+    runtime: &tokio::runtime::Runtime,
+) -> Result<fleetbench::provider::docker::engine::Engine, String> {
+    use fleetbench::provider::docker::{engine, images};
+    runtime.block_on(async {
+        let engine = engine::preflight().await.map_err(|e| e.to_string())?;
+        images::require(
+            &engine.docker,
+            &images::ImageSet::from_env().all(),
+            images::BUILD_REMEDY,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        Ok(engine)
+    })
+}

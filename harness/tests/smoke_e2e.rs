@@ -387,3 +387,78 @@ fn existing_provider_uses_the_chosen_context_and_a_remote_forge_and_deletes_only
     assert_ne!(output.status.code(), Some(0), "{message}");
     assert!(message.contains("127.0.0.1:9"), "{message}");
 }
+
+#[test]
+fn an_external_controller_is_measured_not_deployed() {
+    use std::process::Stdio;
+    let controller = controller_bin();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    let (mut cluster, cluster_url) = serve(
+        &["apiserver", "--listen", "127.0.0.1:0", "--kubeconfig-out"],
+        &[&kubeconfig],
+    );
+    // Someone else's controller, already running in the cluster before fleetbench starts.
+    let mut external = std::process::Command::new(&controller)
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args([
+            "--install-crds",
+            "--agent",
+            "simulated",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("controller.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let served = {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let status = std::process::Command::new("curl")
+                .args(["-sf", "-o", "/dev/null", "--max-time", "5"])
+                .arg(format!("{cluster_url}/apis/fleet.cattle.io/v1alpha1"))
+                .status()
+                .unwrap();
+            if status.success() || std::time::Instant::now() > deadline {
+                break status.success();
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    let out = dir.path().join("out");
+    let output = run_bounded(
+        fleetbench()
+            .arg("run")
+            .arg(smoke("target-edit-cleanup-smoke"))
+            .args(["--provider", "existing", "--controller", "external"])
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .arg("--out")
+            .arg(&out),
+        Duration::from_secs(300),
+    );
+    let message = text(&output);
+    let still_running = external.try_wait().unwrap().is_none();
+    let _ = external.kill();
+    let _ = external.wait();
+    let _ = cluster.kill();
+    let _ = cluster.wait();
+    assert!(
+        served,
+        "the external controller installed fleet.cattle.io within 60s"
+    );
+    assert_eq!(output.status.code(), Some(0), "{message}");
+    assert!(
+        still_running,
+        "fleetbench left the external controller alone"
+    );
+    let results = results(&out);
+    assert_eq!(results["controller"]["mode"], "external");
+    let suite = &results["suites"][0];
+    assert_eq!(suite["status"], "passed", "{suite}");
+    let cleanup = &suite["measurements"]["edit-to-orphan-deleted"]["stats"];
+    assert_eq!(cleanup["missing"], 0.0, "{cleanup}");
+    assert!(cleanup["count"].as_f64().unwrap() > 0.0, "{cleanup}");
+}

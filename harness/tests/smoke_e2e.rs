@@ -189,26 +189,14 @@ fn sensitivity_proof_catches_the_legacy_switches() {
 
 #[test]
 fn existing_provider_runs_suites_on_a_running_cluster_and_cleans_up() {
-    use std::io::{BufRead, BufReader};
-    use std::process::Stdio;
     let controller = controller_bin();
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
     // The "existing cluster": fleetbench's API server, started on its own.
-    let mut cluster = fleetbench()
-        .args(["apiserver", "--listen", "127.0.0.1:0", "--kubeconfig-out"])
-        .arg(&kubeconfig)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(cluster.stdout.take().unwrap()).lines();
-    let line = lines.next().unwrap().unwrap();
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap()
-        .to_string();
+    let (mut cluster, url) = serve(
+        &["apiserver", "--listen", "127.0.0.1:0", "--kubeconfig-out"],
+        &[&kubeconfig],
+    );
     let out = dir.path().join("out");
     let output = run_bounded(
         fleetbench()

@@ -191,12 +191,8 @@ fn sensitivity_proof_catches_the_legacy_switches() {
 fn existing_provider_runs_suites_on_a_running_cluster_and_cleans_up() {
     let controller = controller_bin();
     let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
     // The "existing cluster": fleetbench's API server, started on its own.
-    let (mut cluster, url) = serve(
-        &["apiserver", "--listen", "127.0.0.1:0", "--kubeconfig-out"],
-        &[&kubeconfig],
-    );
+    let (mut cluster, url, kubeconfig) = standalone_cluster(dir.path());
     let out = dir.path().join("out");
     let output = run_bounded(
         fleetbench()
@@ -258,15 +254,22 @@ fn serve(args: &[&str], extra: &[&std::path::Path]) -> (std::process::Child, Str
     (child, url)
 }
 
+/// A standalone `fleetbench apiserver` as "a cluster you already have": the process, its
+/// URL and its kubeconfig (in `dir`).
+fn standalone_cluster(dir: &std::path::Path) -> (std::process::Child, String, std::path::PathBuf) {
+    let kubeconfig = dir.join("kubeconfig");
+    let (child, url) = serve(
+        &["apiserver", "--listen", "127.0.0.1:0", "--kubeconfig-out"],
+        &[&kubeconfig],
+    );
+    (child, url, kubeconfig)
+}
+
 #[test]
 fn existing_provider_uses_the_chosen_context_and_a_remote_forge_and_deletes_only_its_own() {
     let controller = controller_bin();
     let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    let (mut cluster, cluster_url) = serve(
-        &["apiserver", "--listen", "127.0.0.1:0", "--kubeconfig-out"],
-        &[&kubeconfig],
-    );
+    let (mut cluster, cluster_url, kubeconfig) = standalone_cluster(dir.path());
     // The "existing forge": a separate git server speaking Gitea's API, holding a
     // repository of someone else's that must survive the run.
     let data = dir.path().join("forge");
@@ -381,11 +384,7 @@ fn an_external_controller_is_measured_not_deployed() {
     use std::process::Stdio;
     let controller = controller_bin();
     let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    let (mut cluster, cluster_url) = serve(
-        &["apiserver", "--listen", "127.0.0.1:0", "--kubeconfig-out"],
-        &[&kubeconfig],
-    );
+    let (mut cluster, cluster_url, kubeconfig) = standalone_cluster(dir.path());
     // Someone else's controller, already running in the cluster before fleetbench starts.
     let mut external = std::process::Command::new(&controller)
         .arg("--kubeconfig")

@@ -154,6 +154,26 @@ pub struct EnvironmentArgs {
     /// Webhook URL of an external controller, as the git server reaches it.
     #[arg(long, value_name = "URL")]
     pub webhook_url: Option<String>,
+    /// The external controller's version, as you know it (recorded in the results; the
+    /// harness cannot ask a controller it did not start).
+    #[arg(long, value_name = "TEXT")]
+    pub controller_version: Option<String>,
+    /// A stored run (its directory or results.json) to compare an external controller
+    /// against, for suites whose SLO is a ratio to a baseline (status-write-volume). The
+    /// bundled controller measures its baseline in the same run instead. Without it, such
+    /// SLOs are reported as not applicable to an external controller.
+    #[arg(long, value_name = "RUN_DIR")]
+    pub baseline_run: Option<PathBuf>,
+    /// Where the harness's git proxy listens (existing provider). GitRepos clone through
+    /// the proxy, so it must be reachable by the controller under test: the default
+    /// 127.0.0.1:0 suits a controller on this machine; give an address of this machine
+    /// that the cluster can reach (e.g. `192.168.1.10:0`) for one running in a cluster.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub git_listen: Option<std::net::SocketAddr>,
+    /// The URL the controller reaches the git proxy at, when not `http://<--git-listen>`
+    /// (behind NAT, a name, or a port mapping).
+    #[arg(long, value_name = "URL")]
+    pub git_public_url: Option<String>,
 }
 
 /// `fleetbench run`.

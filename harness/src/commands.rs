@@ -280,6 +280,8 @@ fn options(
         controller_mode: env.controller,
         controller_bin,
         webhook_url: env.webhook_url.clone(),
+        controller_version: env.controller_version.clone(),
+        baseline_run: env.baseline_run.clone(),
         out,
         background_tags,
         command: std::env::args().collect(),

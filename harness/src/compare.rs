@@ -110,9 +110,9 @@ pub fn compare(base: &RunResults, new: &RunResults, tolerance: f64) -> Vec<Row> 
             row.is_slo = true;
             if let Some(previous) = previous {
                 row.verdicts = Some((previous.pass, slo.pass));
-                if previous.pass && !slo.pass {
+                if previous.pass && slo.failed() {
                     row.change = Change::Worse;
-                } else if !previous.pass && slo.pass {
+                } else if previous.failed() && slo.pass {
                     row.change = Change::Better;
                 }
             }

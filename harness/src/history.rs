@@ -196,7 +196,7 @@ pub fn publish(run_dirs: &[PathBuf], dir: &Path, keep: usize) -> Result<History,
                 .slos()
                 .map(|(suite, slo)| HistorySlo {
                     suite: suite.name.clone(),
-                    profile: suite.profile.to_string(),
+                    profile: crate::results::profile_label(suite.profile).to_string(),
                     name: slo.name.clone(),
                     comparison: slo.comparison.clone(),
                     threshold: slo.threshold,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
 
-use crate::results::{RunResults, SuiteStatus};
+use crate::results::{EXTERNAL_SETTINGS, RunResults, SuiteStatus, profile_label};
 use crate::slo::format_value;
 
 /// File name of the JUnit report in a run directory.
@@ -21,13 +21,24 @@ pub fn render(results: &RunResults) -> String {
         let mut test_suite = TestSuite::new(suite.name.as_str());
         test_suite.set_time(Duration::from_secs_f64(suite.duration_s.max(0.0)));
         test_suite.add_properties([
-            Property::new("profile", suite.profile.as_str()),
+            Property::new("profile", profile_label(suite.profile)),
             Property::new("provider", suite.settings.provider.as_str()),
-            Property::new("agent", suite.settings.controller.agent.as_str()),
+            Property::new(
+                "agent",
+                suite
+                    .settings
+                    .controller
+                    .as_ref()
+                    .map_or(EXTERNAL_SETTINGS, |c| c.agent.as_str()),
+            ),
         ]);
         for slo in &suite.slos {
             let status = if slo.pass {
                 TestCaseStatus::success()
+            } else if let Some(reason) = &slo.not_applicable {
+                let mut status = TestCaseStatus::skipped();
+                status.set_message(format!("not applicable: {reason}"));
+                status
             } else {
                 let mut status = TestCaseStatus::non_success(if slo.observed.is_some() {
                     NonSuccessKind::Failure
@@ -64,6 +75,12 @@ pub fn render(results: &RunResults) -> String {
 /// `p99 of label-to-bd: 2.4s, threshold <= 2s`.
 pub fn verdict_line(slo: &crate::results::SloResult) -> String {
     let threshold = format_value(slo.threshold, &slo.unit);
+    if let Some(reason) = &slo.not_applicable {
+        return format!(
+            "{} of {}: not applicable (threshold {} {threshold}): {reason}",
+            slo.stat, slo.measurement, slo.comparison
+        );
+    }
     match slo.observed {
         Some(observed) => format!(
             "{} of {}: {} (threshold {} {threshold})",

@@ -51,9 +51,14 @@ pub struct ControllerInfo {
     /// Path of the bundled binary.
     #[serde(default)]
     pub binary: Option<String>,
-    /// Its `--version` output.
+    /// Its `--version` output (bundled), or what `--controller-version` said (external).
     #[serde(default)]
     pub version: Option<String>,
+    /// What the harness observed of the controller's API rather than was told: the
+    /// served versions of each fleet.cattle.io CRD (`gitrepos.fleet.cattle.io` → `[v1alpha1]`).
+    /// Empty when the CRDs could not be read.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub observed_crd_versions: BTreeMap<String, Vec<String>>,
 }
 
 /// The machine and software the numbers come from.
@@ -105,8 +110,10 @@ pub struct SuiteResult {
     /// Suite tags.
     #[serde(default)]
     pub tags: Vec<String>,
-    /// The controller profile that produced the numbers.
-    pub profile: Profile,
+    /// The controller profile that produced the numbers; absent for a controller the
+    /// harness did not start (its settings are unknown).
+    #[serde(default)]
+    pub profile: Option<Profile>,
     /// Everything else that produced them.
     pub settings: Settings,
     /// Verdict.
@@ -137,15 +144,29 @@ pub struct SuiteResult {
     /// The comparison run under another profile, when the suite has one.
     #[serde(default)]
     pub baseline: Option<BaselineResult>,
+    /// Problems with the measurements themselves (a `settle` that gave up, ...): numbers
+    /// taken after such a problem are flagged, never silently trusted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub quality: Vec<String>,
 }
+
+/// Says what a suite's numbers are about: the profile, or that it is unknown.
+pub fn profile_label(profile: Option<Profile>) -> &'static str {
+    profile.map_or(EXTERNAL_SETTINGS, Profile::as_str)
+}
+
+/// What results and reports say instead of settings the harness never applied.
+pub const EXTERNAL_SETTINGS: &str = "settings unknown (external)";
 
 /// What produced a suite's numbers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Settings {
     /// Provider.
     pub provider: String,
-    /// Controller settings after overrides.
-    pub controller: ControllerSettings,
+    /// Controller settings after overrides; absent for an external controller, whose
+    /// settings the harness neither chose nor can see.
+    #[serde(default)]
+    pub controller: Option<ControllerSettings>,
     /// Scale after overrides.
     pub scale: Scale,
     /// The `--set` overrides applied.
@@ -180,6 +201,18 @@ pub struct SloResult {
     /// Why there is no observation, when there is none.
     #[serde(default)]
     pub error: Option<String>,
+    /// Why the SLO does not apply to this run (a same-run ratio for a controller the
+    /// harness cannot run under another profile, with no stored baseline given). Such an
+    /// SLO neither passes nor fails: it is not judged, and says so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_applicable: Option<String>,
+}
+
+impl SloResult {
+    /// Judged and failed (an SLO that does not apply is neither passed nor failed).
+    pub fn failed(&self) -> bool {
+        !self.pass && self.not_applicable.is_none()
+    }
 }
 
 /// One measurement.
@@ -247,6 +280,9 @@ pub struct StepResult {
     /// API writes during the step, by `resource[/subresource] VERB`.
     #[serde(default)]
     pub api_writes: BTreeMap<String, f64>,
+    /// Problems with what this step measured or waited for (see [`SuiteResult::quality`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub quality: Vec<String>,
 }
 
 /// A delta of `apiserver_request_total` for one label set.
@@ -273,6 +309,14 @@ impl ApiRequestCount {
             self.verb.as_str(),
             "CREATE" | "UPDATE" | "PATCH" | "DELETE" | "DELETECOLLECTION" | "APPLY"
         )
+    }
+
+    /// Whether the request touched what a Fleet controller owns: the fleet.cattle.io kinds,
+    /// and the namespaces and secrets it creates for clusters. Everything else on a real
+    /// cluster (Leases, Events, Node heartbeats, other operators) is noise to a suite.
+    pub fn is_controller_owned(&self) -> bool {
+        self.group == FLEET_GROUP
+            || (self.group.is_empty() && CONTROLLER_CORE_RESOURCES.contains(&self.resource.as_str()))
     }
 
     /// `resource` or `resource/subresource`.
@@ -312,10 +356,16 @@ pub struct ResourceSample {
 /// The comparison run of a suite with a baseline.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BaselineResult {
-    /// Profile of the baseline run.
-    pub profile: Profile,
-    /// Its controller settings.
-    pub controller: ControllerSettings,
+    /// Profile of the baseline run (absent when it measured an external controller).
+    #[serde(default)]
+    pub profile: Option<Profile>,
+    /// Its controller settings (absent when unknown).
+    #[serde(default)]
+    pub controller: Option<ControllerSettings>,
+    /// Where the baseline comes from: measured in this run, or a stored run given with
+    /// `--baseline-run` (its directory and start time).
+    #[serde(default)]
+    pub source: Option<String>,
     /// Its measurements.
     pub measurements: BTreeMap<String, Measurement>,
     /// Its steps.
@@ -356,6 +406,11 @@ pub enum ResultsError {
         source: serde_json::Error,
     },
 }
+
+/// The API group of Fleet's kinds.
+pub const FLEET_GROUP: &str = "fleet.cattle.io";
+/// Core resources a Fleet controller writes besides its own kinds.
+pub const CONTROLLER_CORE_RESOURCES: [&str; 2] = ["namespaces", "secrets"];
 
 /// The current `schema_version`.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -481,6 +536,7 @@ pub(crate) mod fixtures {
             unit: "s".into(),
             pass: observed <= threshold,
             error: None,
+            not_applicable: None,
         }
     }
 
@@ -499,7 +555,7 @@ pub(crate) mod fixtures {
         };
         let settings = Settings {
             provider: "embedded".into(),
-            controller: ControllerSettings::default(),
+            controller: Some(ControllerSettings::default()),
             scale: Scale::default(),
             overrides: vec!["scale.gitrepos=3".into()],
         };
@@ -508,7 +564,7 @@ pub(crate) mod fixtures {
             description: "label a cluster".into(),
             file: Some("suites/label.yaml".into()),
             tags: vec!["full".into()],
-            profile: Profile::Current,
+            profile: Some(Profile::Current),
             settings,
             status: SuiteStatus::Passed,
             error: None,
@@ -524,6 +580,7 @@ pub(crate) mod fixtures {
                 outcome: "ok".into(),
                 message: "300 new BundleDeployments".into(),
                 api_writes: BTreeMap::from([("bundledeployments CREATE".to_string(), 300.0)]),
+                quality: Vec::new(),
             }],
             api_requests: vec![
                 ApiRequestCount {
@@ -576,6 +633,7 @@ pub(crate) mod fixtures {
                 ),
             ]),
             baseline: None,
+            quality: Vec::new(),
         };
         let mut jitter = label.clone();
         jitter.name = "polling-jitter".into();
@@ -598,6 +656,7 @@ pub(crate) mod fixtures {
                 mode: "bundled".into(),
                 binary: Some("target/debug/fleet-controller".into()),
                 version: Some("fleet-controller 0.1.0".into()),
+                observed_crd_versions: BTreeMap::new(),
             },
             environment: Environment {
                 os: "Linux 12 (Debian GNU/Linux 12)".into(),

@@ -12,13 +12,14 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cli::ControllerMode;
 use crate::controller::{self, ControllerLaunch, DEFAULT_READY_TIMEOUT};
+use crate::gitproxy::{GitProxy, ProxyConfig};
 use crate::measure::metrics::{RequestTotals, writes_by_target_and_verb};
 use crate::measure::recorder::Recorder;
 use crate::measure::resources::ResourceSampler;
 use crate::provider::{self, EnvironmentSpec, Provider, RunningController};
 use crate::results::{
-    BaselineResult, ControllerInfo, Measurement, ResourceUsage, RunResults, SCHEMA_VERSION,
-    Settings, StepResult, SuiteResult, SuiteStatus,
+    BaselineResult, ControllerInfo, EXTERNAL_SETTINGS, Measurement, ResourceUsage, RunResults,
+    SCHEMA_VERSION, Settings, StepResult, SuiteResult, SuiteStatus, profile_label,
 };
 use crate::steps::{self, Context, StepError, World};
 use crate::suite::{LegacySwitch, Profile, Suite};
@@ -30,6 +31,10 @@ const SAMPLE_EVERY: Duration = Duration::from_millis(500);
 const TEARDOWN_TIMEOUT: Duration = Duration::from_secs(90);
 /// Bound on the watch recorder's initial lists.
 const SYNC_TIMEOUT: Duration = Duration::from_secs(60);
+/// Git requests the proxy keeps per suite pass (a 5-minute poll of 300 repos is ~3,000).
+const GIT_PROXY_LOG_CAPACITY: usize = 1_000_000;
+/// Bound on the git server's answer (its response head) to one proxied request.
+const GIT_PROXY_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Everything a run needs.
 pub struct RunOptions {
@@ -45,6 +50,10 @@ pub struct RunOptions {
     pub controller_bin: Option<PathBuf>,
     /// An external controller's webhook URL.
     pub webhook_url: Option<String>,
+    /// An external controller's version, as the user gave it.
+    pub controller_version: Option<String>,
+    /// A stored run to take baselines from for an external controller.
+    pub baseline_run: Option<PathBuf>,
     /// Output directory.
     pub out: PathBuf,
     /// Suites with any of these tags run in the background, alongside the others.
@@ -81,11 +90,13 @@ pub async fn run(options: RunOptions, cancel: CancellationToken) -> RunResults {
                 Some(binary) => controller::version(binary).await,
                 None => None,
             },
+            observed_crd_versions: BTreeMap::new(),
         },
         ControllerMode::External => ControllerInfo {
             mode: "external".into(),
             binary: None,
-            version: None,
+            version: options.controller_version.clone(),
+            observed_crd_versions: BTreeMap::new(),
         },
     };
     let results = RunResults {
@@ -168,7 +179,7 @@ fn log_verdict(result: &SuiteResult) {
     let failed: Vec<&str> = result
         .slos
         .iter()
-        .filter(|s| !s.pass)
+        .filter(|s| s.failed())
         .map(|s| s.name.as_str())
         .collect();
     match result.status {
@@ -195,9 +206,25 @@ fn log_verdict(result: &SuiteResult) {
 fn settings(shared: &Shared, suite: &Suite) -> Settings {
     Settings {
         provider: shared.options.provider.name().to_string(),
-        controller: suite.controller.clone(),
+        controller: shared.bundled().then(|| {
+            let mut controller = suite.controller.clone();
+            controller.env = controller_env(suite);
+            controller
+        }),
         scale: suite.scale.clone(),
         overrides: shared.options.overrides.clone(),
+    }
+}
+
+/// The profile a suite's numbers came from: known only when the harness started the
+/// controller itself.
+fn subject_profile(shared: &Shared, suite: &Suite) -> Option<Profile> {
+    shared.bundled().then_some(suite.controller.profile)
+}
+
+impl Shared {
+    fn bundled(&self) -> bool {
+        self.options.controller_mode == ControllerMode::Bundled
     }
 }
 
@@ -207,7 +234,7 @@ fn not_run(shared: &Shared, path: &Path, suite: &Suite, reason: &str) -> SuiteRe
         description: suite.description.clone(),
         file: Some(path.display().to_string()),
         tags: suite.tags.clone(),
-        profile: suite.controller.profile,
+        profile: subject_profile(shared, suite),
         settings: settings(shared, suite),
         status: SuiteStatus::Error,
         error: Some(reason.to_string()),
@@ -220,6 +247,7 @@ fn not_run(shared: &Shared, path: &Path, suite: &Suite, reason: &str) -> SuiteRe
         resources: None,
         controller_metrics: BTreeMap::new(),
         baseline: None,
+        quality: Vec::new(),
     }
 }
 
@@ -256,6 +284,10 @@ struct Pass {
     fatal: bool,
     kubernetes_version: Option<String>,
     git_server_version: Option<String>,
+    /// Served versions of the fleet.cattle.io CRDs, as the cluster reports them.
+    crd_versions: BTreeMap<String, Vec<String>>,
+    /// Measurement-quality problems, in step order.
+    quality: Vec<String>,
 }
 
 async fn run_suite(
@@ -278,8 +310,9 @@ async fn run_suite(
     .await;
     let mut measurements = subject.measurements.clone();
     let mut error = subject.error.clone();
+    let mut not_applicable = BTreeMap::new();
     let baseline = match (&suite.baseline, &subject.error) {
-        (Some(spec), None) if !cancel.is_cancelled() => {
+        (Some(spec), None) if !cancel.is_cancelled() && shared.bundled() => {
             tracing::info!(suite = %suite.name, profile = %spec.profile, "baseline pass");
             let pass = run_pass(
                 shared,
@@ -290,36 +323,16 @@ async fn run_suite(
                 cancel,
             )
             .await;
+            let source = "measured in this run".to_string();
             for ratio in &spec.ratios {
-                let now = subject
-                    .measurements
-                    .get(&ratio.measurement)
-                    .and_then(|m| m.stat("value"));
-                let then = pass
-                    .measurements
-                    .get(&ratio.measurement)
-                    .and_then(|m| m.stat("value"));
-                if let (Some(now), Some(then)) = (now, then) {
-                    let value = if then > 0.0 {
-                        now / then
-                    } else {
-                        f64::INFINITY.min(1e9)
-                    };
-                    let mut measurement = Measurement::value(
-                        "ratio",
-                        format!(
-                            "{} with profile {} divided by the same with {} (measured in this run)",
-                            ratio.measurement, suite.controller.profile, spec.profile
-                        ),
-                        value,
-                    );
-                    measurement.breakdown = BTreeMap::from([
-                        (
-                            format!("{} ({})", ratio.measurement, suite.controller.profile),
-                            now,
-                        ),
-                        (format!("{} ({})", ratio.measurement, spec.profile), then),
-                    ]);
+                if let Some(measurement) = ratio_measurement(
+                    ratio,
+                    &subject.measurements,
+                    &pass.measurements,
+                    profile_label(Some(suite.controller.profile)),
+                    spec.profile.as_str(),
+                    &source,
+                ) {
                     measurements.insert(ratio.name.clone(), measurement);
                 }
             }
@@ -330,8 +343,9 @@ async fn run_suite(
             controller.profile = spec.profile;
             controller.legacy = spec.legacy.clone();
             Some(BaselineResult {
-                profile: spec.profile,
-                controller,
+                profile: Some(spec.profile),
+                controller: Some(controller),
+                source: Some(source),
                 measurements: pass.measurements,
                 steps: pass.steps,
                 api_requests: pass.api_requests,
@@ -339,6 +353,39 @@ async fn run_suite(
                 controller_metrics: pass.controller_metrics,
                 error: pass.error,
             })
+        }
+        (Some(spec), None) if !cancel.is_cancelled() => {
+            match stored_baseline(shared.options.baseline_run.as_deref(), suite) {
+                Ok(stored) => {
+                    for ratio in &spec.ratios {
+                        if let Some(measurement) = ratio_measurement(
+                            ratio,
+                            &subject.measurements,
+                            &stored.measurements,
+                            EXTERNAL_SETTINGS,
+                            profile_label(stored.profile),
+                            stored.source.as_deref().unwrap_or_default(),
+                        ) {
+                            measurements.insert(ratio.name.clone(), measurement);
+                        } else {
+                            not_applicable.insert(
+                                ratio.name.clone(),
+                                format!(
+                                    "{} was not measured in this run or in the baseline run",
+                                    ratio.measurement
+                                ),
+                            );
+                        }
+                    }
+                    Some(stored)
+                }
+                Err(reason) => {
+                    for ratio in &spec.ratios {
+                        not_applicable.insert(ratio.name.clone(), reason.clone());
+                    }
+                    None
+                }
+            }
         }
         _ => None,
     };
@@ -357,11 +404,14 @@ async fn run_suite(
         if results.environment.git_server_version.is_none() {
             results.environment.git_server_version = subject.git_server_version.clone();
         }
+        if results.controller.observed_crd_versions.is_empty() {
+            results.controller.observed_crd_versions = subject.crd_versions.clone();
+        }
     }
-    let slos = slo::evaluate(suite, &measurements, error.as_deref());
+    let slos = slo::evaluate_with(suite, &measurements, error.as_deref(), &not_applicable);
     let status = if error.is_some() {
         SuiteStatus::Error
-    } else if slos.iter().all(|s| s.pass) {
+    } else if !slos.iter().any(|s| s.failed()) {
         SuiteStatus::Passed
     } else {
         SuiteStatus::Failed
@@ -371,7 +421,7 @@ async fn run_suite(
         description: suite.description.clone(),
         file: Some(path.display().to_string()),
         tags: suite.tags.clone(),
-        profile: suite.controller.profile,
+        profile: subject_profile(shared, suite),
         settings: settings(shared, suite),
         status,
         error,
@@ -384,7 +434,88 @@ async fn run_suite(
         resources: subject.resources,
         controller_metrics: subject.controller_metrics,
         baseline,
+        quality: subject.quality,
     }
+}
+
+/// `ratio.measurement` now divided by the same in the baseline, when both were taken.
+fn ratio_measurement(
+    ratio: &crate::suite::RatioSpec,
+    now: &BTreeMap<String, Measurement>,
+    then: &BTreeMap<String, Measurement>,
+    now_label: &str,
+    then_label: &str,
+    source: &str,
+) -> Option<Measurement> {
+    let now = now.get(&ratio.measurement)?.stat("value")?;
+    let then = then.get(&ratio.measurement)?.stat("value")?;
+    let value = if then > 0.0 {
+        now / then
+    } else {
+        f64::INFINITY.min(1e9)
+    };
+    let mut measurement = Measurement::value(
+        "ratio",
+        format!(
+            "{} of the controller under test ({now_label}) divided by the same of the baseline ({then_label}, {source})",
+            ratio.measurement
+        ),
+        value,
+    );
+    measurement.breakdown = BTreeMap::from([
+        (format!("{} ({now_label})", ratio.measurement), now),
+        (format!("{} ({then_label})", ratio.measurement), then),
+    ]);
+    Some(measurement)
+}
+
+/// The baseline of `suite` from the stored run given with `--baseline-run`: that run's
+/// own measurements of the same suite at the same scale. `Err` says why there is none,
+/// which is then what the ratio SLOs report as their reason for not applying.
+fn stored_baseline(run: Option<&Path>, suite: &Suite) -> Result<BaselineResult, String> {
+    let Some(run) = run else {
+        return Err(format!(
+            "a ratio to a baseline needs the controller run under another profile, which the harness cannot do to an external controller; give a stored run with --baseline-run to compare {} against",
+            suite.name
+        ));
+    };
+    let stored = RunResults::read(run).map_err(|e| format!("--baseline-run: {e}"))?;
+    let Some(found) = stored.suites.iter().find(|s| s.name == suite.name) else {
+        return Err(format!(
+            "--baseline-run {} has no suite {}",
+            run.display(),
+            suite.name
+        ));
+    };
+    if found.settings.scale != suite.scale {
+        return Err(format!(
+            "--baseline-run {} ran {} at another scale; a ratio between different scales means nothing",
+            run.display(),
+            suite.name
+        ));
+    }
+    if let Some(problem) = &found.error {
+        return Err(format!(
+            "--baseline-run {}: {} did not complete there ({problem})",
+            run.display(),
+            suite.name
+        ));
+    }
+    Ok(BaselineResult {
+        profile: found.profile,
+        controller: found.settings.controller.clone(),
+        source: Some(format!(
+            "stored run {} of {}",
+            run.display(),
+            stored.started_at
+        )),
+        measurements: found.measurements.clone(),
+        steps: found.steps.clone(),
+        api_requests: found.api_requests.clone(),
+        resources: found.resources.clone(),
+        controller_metrics: found.controller_metrics.clone(),
+        error: None,
+    })
 }
 
 async fn run_pass(
@@ -509,7 +640,7 @@ async fn run_in_environment(
             profile,
             legacy: legacy.to_vec(),
             agent: suite.controller.agent,
-            env: suite.controller.env.clone(),
+            env: controller_env(suite),
             extra_args: suite.controller.args.clone(),
             ready_timeout: suite
                 .controller
@@ -533,6 +664,21 @@ async fn run_in_environment(
         .as_ref()
         .map(|c| c.webhook_url())
         .or_else(|| shared.options.webhook_url.clone());
+    pass.crd_versions = served_fleet_crd_versions(&client).await;
+    let placement = environment.git_proxy_placement();
+    let git_proxy = GitProxy::start(ProxyConfig {
+        listen: placement.listen,
+        upstream: endpoints.git_api_url.clone(),
+        public_url: placement.public_url.clone(),
+        log_capacity: GIT_PROXY_LOG_CAPACITY,
+        upstream_timeout: GIT_PROXY_UPSTREAM_TIMEOUT,
+    })
+    .await
+    .map_err(|e| {
+        pass.fatal = true;
+        format!("cannot start the git proxy in front of {}: {e}", endpoints.git_api_url)
+    })?;
+    tracing::debug!(proxy = %git_proxy.url(), upstream = %endpoints.git_api_url, "git proxy up");
     let recorder = Recorder::start(&client, origin);
     let outcome = async {
         recorder
@@ -559,9 +705,11 @@ async fn run_in_environment(
             endpoints,
             environment,
             recorder: &recorder,
+            git_proxy: &git_proxy,
             webhook_url,
             cancel: cancel.clone(),
             world: World::default(),
+            unsettled: None,
         };
         let first = steps::scrape_requests(&client)
             .await
@@ -588,11 +736,31 @@ async fn run_in_environment(
                 .as_ref()
                 .map(|a: &RequestTotals| writes_by_target_and_verb(&a.since(&before)))
                 .unwrap_or_default();
+            let mut quality = Vec::new();
             let (outcome_text, message) = match outcome {
-                Ok(output) => {
+                Ok(mut output) => {
+                    // A measurement taken while the controller was still busy with an
+                    // earlier step's work is charged with that work: flag it.
+                    if let Some(problem) = &context.unsettled
+                        && !output.measurements.is_empty()
+                    {
+                        for (_, measurement) in &mut output.measurements {
+                            measurement.notes.push(format!(
+                                "taken while an earlier wait for quiet had given up: {problem}"
+                            ));
+                        }
+                        output.quality.push(format!(
+                            "measured after an earlier wait for quiet gave up ({problem})"
+                        ));
+                    }
                     for (name, measurement) in output.measurements {
                         pass.measurements.insert(name, measurement);
                     }
+                    for problem in &output.quality {
+                        pass.quality
+                            .push(format!("step {index} ({}): {problem}", step.action()));
+                    }
+                    quality = output.quality;
                     ("ok".to_string(), output.message)
                 }
                 Err(error) => {
@@ -614,6 +782,7 @@ async fn run_in_environment(
                         outcome: if cancelled { "interrupted" } else { "error" }.to_string(),
                         message,
                         api_writes,
+                        quality: Vec::new(),
                     });
                     break;
                 }
@@ -626,6 +795,7 @@ async fn run_in_environment(
                 outcome: outcome_text,
                 message,
                 api_writes,
+                quality,
             });
         }
         if let Ok(last) = steps::scrape_requests(&client).await {
@@ -635,6 +805,7 @@ async fn run_in_environment(
     }
     .await;
     drop(recorder);
+    git_proxy.shutdown().await;
     if let Some(sampler) = sampler {
         pass.resources = Some(sampler.finish());
     }
@@ -642,6 +813,68 @@ async fn run_in_environment(
         pass.controller_metrics = controller_metrics(running.address()).await;
     }
     outcome
+}
+
+/// The controller's floor on polling intervals (Fleet's 15s default), which the bundled
+/// controller enforces against runaway polling.
+const CONTROLLER_MIN_POLLING_INTERVAL: Duration = Duration::from_secs(15);
+/// The variable that lowers that floor.
+const MIN_POLLING_INTERVAL_ENV: &str = "FLEET_MIN_POLLING_INTERVAL";
+
+/// The bundled controller's environment: the suite's, plus a lower polling floor when the
+/// suite polls faster than the controller allows by default (the smoke suites poll every
+/// few seconds). The floor is lowered exactly to the suite's shortest interval, so it still
+/// catches anything faster, and it shows in the results' settings like any other variable.
+fn controller_env(suite: &Suite) -> BTreeMap<String, String> {
+    let mut env = suite.controller.env.clone();
+    let shortest = suite
+        .steps
+        .iter()
+        .filter_map(|step| match step {
+            crate::suite::Step::CreateGitrepos(spec) => spec.polling_interval,
+            _ => None,
+        })
+        .chain([suite.scale.polling_interval])
+        .map(|interval| interval.0)
+        .min()
+        .unwrap_or(CONTROLLER_MIN_POLLING_INTERVAL);
+    if shortest < CONTROLLER_MIN_POLLING_INTERVAL {
+        env.entry(MIN_POLLING_INTERVAL_ENV.to_string())
+            .or_insert_with(|| format!("{}ms", shortest.as_millis()));
+    }
+    env
+}
+
+/// What the cluster serves of fleet.cattle.io: each CRD's served versions. Observed, not
+/// assumed, so that results about a controller the harness did not start say at least
+/// which API it spoke. Best effort: empty when CRDs cannot be listed (RBAC, timeout).
+async fn served_fleet_crd_versions(client: &kube::Client) -> BTreeMap<String, Vec<String>> {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let api: kube::Api<CustomResourceDefinition> = kube::Api::all(client.clone());
+    let listed = tokio::time::timeout(
+        Duration::from_secs(15),
+        api.list(&kube::api::ListParams::default()),
+    )
+    .await;
+    let Ok(Ok(list)) = listed else {
+        tracing::debug!("cannot list CRDs; the results will not name the served versions");
+        return BTreeMap::new();
+    };
+    list.items
+        .into_iter()
+        .filter(|crd| crd.spec.group == crate::results::FLEET_GROUP)
+        .filter_map(|crd| {
+            let name = crd.metadata.name?;
+            let versions = crd
+                .spec
+                .versions
+                .into_iter()
+                .filter(|v| v.served)
+                .map(|v| v.name)
+                .collect();
+            Some((name, versions))
+        })
+        .collect()
 }
 
 /// The controller's own counters (best effort: an empty map when it does not answer).
@@ -711,7 +944,9 @@ pub fn summary(results: &RunResults) -> String {
         let _ = writeln!(
             out,
             "{status} {} (profile {}, {:.1}s)",
-            suite.name, suite.profile, suite.duration_s
+            suite.name,
+            profile_label(suite.profile),
+            suite.duration_s
         );
         if let Some(error) = &suite.error {
             let _ = writeln!(
@@ -724,20 +959,31 @@ pub fn summary(results: &RunResults) -> String {
             let _ = writeln!(
                 out,
                 "      {} {}: {}",
-                if slo.pass { "ok  " } else { "FAIL" },
+                match (slo.pass, &slo.not_applicable) {
+                    (true, _) => "ok  ",
+                    (false, Some(_)) => "n/a ",
+                    (false, None) => "FAIL",
+                },
                 slo.name,
                 junit::verdict_line(slo)
             );
         }
     }
-    let (passed, total) = (
-        results.slos().filter(|(_, s)| s.pass).count(),
-        results.slos().count(),
-    );
+    let passed = results.slos().filter(|(_, s)| s.pass).count();
+    let not_applicable = results
+        .slos()
+        .filter(|(_, s)| s.not_applicable.is_some())
+        .count();
+    let judged = results.slos().count() - not_applicable;
     let _ = writeln!(
         out,
-        "{}: {passed}/{total} SLOs passed in {:.1}s",
+        "{}: {passed}/{judged} SLOs passed{} in {:.1}s",
         if results.passed { "PASSED" } else { "FAILED" },
+        if not_applicable > 0 {
+            format!(" ({not_applicable} not applicable to this controller)")
+        } else {
+            String::new()
+        },
         results.duration_s
     );
     out

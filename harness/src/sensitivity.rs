@@ -104,7 +104,7 @@ pub fn judge(suite: &str, sensitivity: &Sensitivity, runs: &[RunResults]) -> Ver
                 result
                     .slos
                     .iter()
-                    .filter(|s| !s.pass)
+                    .filter(|s| s.failed())
                     .map(|s| s.name.clone()),
             );
         }

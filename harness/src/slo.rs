@@ -24,11 +24,33 @@ pub fn evaluate(
     measurements: &BTreeMap<String, Measurement>,
     why_missing: Option<&str>,
 ) -> Vec<SloResult> {
+    evaluate_with(suite, measurements, why_missing, &BTreeMap::new())
+}
+
+/// Like [`evaluate`], with measurements that cannot be taken in this run for a stated
+/// reason (`measurement name → why`): their SLOs are reported as not applicable instead
+/// of failing, so that a comparison that never happened is neither a pass nor a failure.
+pub fn evaluate_with(
+    suite: &Suite,
+    measurements: &BTreeMap<String, Measurement>,
+    why_missing: Option<&str>,
+    not_applicable: &BTreeMap<String, String>,
+) -> Vec<SloResult> {
     let variables = suite.scale.variables();
     suite
         .slos
         .iter()
-        .map(|spec| evaluate_one(spec, &variables, measurements, why_missing))
+        .map(|spec| {
+            let mut result = evaluate_one(spec, &variables, measurements, why_missing);
+            if let Some(reason) = not_applicable.get(&spec.measurement)
+                && !measurements.contains_key(&spec.measurement)
+            {
+                result.pass = false;
+                result.error = None;
+                result.not_applicable = Some(reason.clone());
+            }
+            result
+        })
         .collect()
 }
 
@@ -57,6 +79,7 @@ fn evaluate_one(
         unit,
         pass: false,
         error: None,
+        not_applicable: None,
     };
     match expr.evaluate(variables) {
         Ok(threshold) => result.threshold = threshold,
@@ -206,6 +229,24 @@ slos:
         assert!(!results[0].pass);
         assert!(results[0].error.as_deref().unwrap().contains("no samples"));
         assert_eq!(results[1].observed, Some(3.0));
+    }
+
+    #[test]
+    fn a_measurement_that_cannot_be_taken_is_not_applicable_not_passed() {
+        let measurements = BTreeMap::from([("lat".to_string(), latency(vec![0.5], 1))]);
+        let why = BTreeMap::from([("lat".to_string(), "no baseline".to_string())]);
+        let results = evaluate_with(&suite(), &measurements, None, &why);
+        assert!(
+            results.iter().all(|r| r.not_applicable.is_none()),
+            "a measurement that was taken is judged"
+        );
+        let results = evaluate_with(&suite(), &BTreeMap::new(), None, &why);
+        for result in &results {
+            assert!(!result.pass, "never a pass: {result:?}");
+            assert!(!result.failed(), "never a failure either: {result:?}");
+            assert_eq!(result.not_applicable.as_deref(), Some("no baseline"));
+            assert_eq!(result.error, None);
+        }
     }
 
     #[test]

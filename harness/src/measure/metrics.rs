@@ -208,7 +208,7 @@ pub fn count_writes(
 ) -> (u64, BTreeMap<String, f64>) {
     let selected: Vec<ApiRequestCount> = requests
         .iter()
-        .filter(|r| r.is_write() && resources.contains(&r.resource))
+        .filter(|r| r.is_write() && r.is_controller_owned() && resources.contains(&r.resource))
         .filter(|r| subresource.is_none_or(|s| r.subresource == s))
         .cloned()
         .collect();
@@ -273,6 +273,27 @@ apiserver_request_total{verb="UPDATE",group="fleet.cattle.io",version="v1alpha1"
         assert_eq!(breakdown["gitrepos/status UPDATE"], 7.0);
         let (bds, _) = count_writes(&deltas, &["bundledeployments".to_string()], None);
         assert_eq!(bds, 307);
+    }
+
+    #[test]
+    fn counts_only_what_a_fleet_controller_owns() {
+        let text = r#"apiserver_request_total{verb="PATCH",group="fleet.cattle.io",resource="bundles",subresource="status",code="200"} 4
+apiserver_request_total{verb="PATCH",group="other.example.com",resource="bundles",subresource="status",code="200"} 100
+apiserver_request_total{verb="UPDATE",group="coordination.k8s.io",resource="leases",subresource="",code="200"} 50
+apiserver_request_total{verb="CREATE",group="",resource="events",subresource="",code="201"} 30
+apiserver_request_total{verb="CREATE",group="",resource="secrets",subresource="",code="201"} 2
+"#;
+        let deltas = RequestTotals::parse(text)
+            .unwrap()
+            .since(&RequestTotals::default());
+        let (bundles, _) = count_writes(&deltas, &["bundles".to_string()], Some("status"));
+        assert_eq!(bundles, 4, "another group's bundles are not Fleet's");
+        let owned: u64 = deltas
+            .iter()
+            .filter(|r| r.is_write() && r.is_controller_owned())
+            .map(|r| r.count)
+            .sum();
+        assert_eq!(owned, 6, "leases and events are noise; secrets are the controller's");
     }
 
     #[test]

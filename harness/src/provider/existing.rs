@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     Endpoints, Environment, EnvironmentSpec, MANAGED_BY, MANAGED_BY_LABEL, Provider, ProviderError,
-    SUITE_LABEL, check_reachable, kube_client,
+    ProxyPlacement, SUITE_LABEL, check_reachable, kube_client,
 };
 
 /// A Gitea-compatible server the suites create their repositories on.
@@ -64,6 +64,7 @@ pub struct ExistingProvider {
     kubeconfig: PathBuf,
     context: Option<String>,
     forge: Option<RemoteForge>,
+    git_proxy: ProxyPlacement,
 }
 
 impl ExistingProvider {
@@ -74,7 +75,15 @@ impl ExistingProvider {
             kubeconfig,
             context,
             forge,
+            git_proxy: ProxyPlacement::loopback(),
         }
+    }
+
+    /// Where the git proxy listens (`--git-listen`, `--git-public-url`): loopback unless
+    /// the controller under test runs elsewhere.
+    pub fn with_git_proxy(mut self, placement: ProxyPlacement) -> Self {
+        self.git_proxy = placement;
+        self
     }
 }
 
@@ -141,6 +150,7 @@ pub struct ExistingEnvironment {
     suite: String,
     gitserver: Option<gitserver::RunningGitServer>,
     remote_forge: Option<ForgeClient>,
+    git_proxy: ProxyPlacement,
 }
 
 #[async_trait]
@@ -223,6 +233,7 @@ impl Provider for ExistingProvider {
             suite: spec.suite.clone(),
             gitserver,
             remote_forge,
+            git_proxy: self.git_proxy.clone(),
         }))
     }
 }
@@ -274,6 +285,10 @@ impl Environment for ExistingEnvironment {
 
     fn endpoints(&self) -> &Endpoints {
         &self.endpoints
+    }
+
+    fn git_proxy_placement(&self) -> ProxyPlacement {
+        self.git_proxy.clone()
     }
 
     async fn teardown(mut self: Box<Self>) -> Result<(), ProviderError> {

@@ -98,6 +98,8 @@ pub struct Endpoints {
     /// Forge password.
     pub git_password: String,
     /// The git server serves fleetbench's extensions (request log, per-repo faults).
+    /// Informational only: the suites observe and break git through the harness's own
+    /// proxy, which works in front of any git server.
     pub git_extensions: bool,
     /// Names of the repositories the suite creates start with this (`bench` on a git
     /// server made for the run; unique per suite on a shared one, so teardown deletes
@@ -131,6 +133,36 @@ impl Endpoints {
                 "fleetbench gitserver (Gitea API {})",
                 gitserver::GITEA_API_VERSION
             )),
+        }
+    }
+}
+
+/// Where the harness's git proxy listens, and the URL the controller under test reaches
+/// it at. GitRepos clone through the proxy, so it must sit where that controller can reach
+/// this machine: loopback for a controller on this machine, a Docker network's gateway for
+/// one in a container or a kind node, an address the user names for a remote cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyPlacement {
+    /// The address to bind (port 0: any free port).
+    pub listen: SocketAddr,
+    /// The URL the controller uses, when it is not `http://<bound address>`.
+    pub public_url: Option<String>,
+}
+
+impl ProxyPlacement {
+    /// 127.0.0.1 on a free port: for a controller running on this machine.
+    pub fn loopback() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            public_url: None,
+        }
+    }
+
+    /// `ip` (e.g. a Docker network's gateway) on a free port.
+    pub fn on(ip: std::net::IpAddr) -> Self {
+        Self {
+            listen: SocketAddr::new(ip, 0),
+            public_url: None,
         }
     }
 }
@@ -214,6 +246,11 @@ pub trait Environment: Send + Sync {
     ) -> Result<Option<DownstreamCluster>, ProviderError> {
         Ok(None)
     }
+    /// Where the git proxy must listen for the controller under test to reach it; by
+    /// default loopback (a controller on this machine).
+    fn git_proxy_placement(&self) -> ProxyPlacement {
+        ProxyPlacement::loopback()
+    }
     /// Injects an infrastructure fault; by default the environment cannot.
     async fn fault(&self, fault: &Fault) -> Result<(), ProviderError> {
         Err(ProviderError::Unsupported(format!(
@@ -272,15 +309,41 @@ pub fn from_args(args: &EnvironmentArgs) -> Result<Box<dyn Provider>, ProviderEr
                     ));
                 }
             };
-            Box::new(ExistingProvider::new(
-                kubeconfig,
-                args.context.clone(),
-                forge,
-            ))
+            Box::new(
+                ExistingProvider::new(kubeconfig, args.context.clone(), forge)
+                    .with_git_proxy(git_proxy_placement(args)?),
+            )
         }
         ProviderKind::Docker => Box::new(docker::DockerProvider::from_env()),
         ProviderKind::Kind => Box::new(kind::KindProvider::from_env()),
     })
+}
+
+/// The git proxy's place from `--git-listen` and `--git-public-url` (existing provider).
+fn git_proxy_placement(args: &EnvironmentArgs) -> Result<ProxyPlacement, ProviderError> {
+    match (args.git_listen, &args.git_public_url) {
+        (None, None) => Ok(ProxyPlacement::loopback()),
+        (None, Some(_)) => Err(ProviderError::Unsupported(
+            "--git-public-url names where the controller reaches the git proxy; give --git-listen too, the address of this machine the proxy binds".to_string(),
+        )),
+        (Some(listen), None) if listen.ip().is_unspecified() => Err(ProviderError::Unsupported(format!(
+            "--git-listen {listen} binds every address, so no clone URL follows from it; give --git-public-url (e.g. http://my-host:{port}) or a specific address",
+            port = listen.port()
+        ))),
+        (Some(listen), public_url) => {
+            if let Some(url) = public_url
+                && !(url.starts_with("http://") || url.starts_with("https://"))
+            {
+                return Err(ProviderError::Unsupported(format!(
+                    "--git-public-url {url:?} must be an http:// or https:// URL"
+                )));
+            }
+            Ok(ProxyPlacement {
+                listen,
+                public_url: public_url.clone(),
+            })
+        }
+    }
 }
 
 /// Builds a kube client from kubeconfig YAML.
@@ -346,6 +409,33 @@ mod tests {
         .unwrap()
         .to_string();
         assert!(error.contains("--kubeconfig"), "{error}");
+    }
+
+    #[test]
+    fn the_git_proxy_binds_where_told_and_needs_a_url_for_every_address() {
+        let placement = |extra: &[&str]| git_proxy_placement(&env_args(extra));
+        assert_eq!(placement(&[]).unwrap(), ProxyPlacement::loopback());
+        let given = placement(&["--git-listen", "192.0.2.10:7000"]).unwrap();
+        assert_eq!(given.listen, "192.0.2.10:7000".parse().unwrap());
+        assert_eq!(given.public_url, None);
+        let error = placement(&["--git-listen", "0.0.0.0:7000"])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("--git-public-url"), "{error}");
+        let behind_nat = placement(&[
+            "--git-listen",
+            "0.0.0.0:7000",
+            "--git-public-url",
+            "http://bench-host:7000",
+        ])
+        .unwrap();
+        assert_eq!(behind_nat.public_url.as_deref(), Some("http://bench-host:7000"));
+        for wrong in [
+            &["--git-public-url", "http://x"][..],
+            &["--git-listen", "192.0.2.1:1", "--git-public-url", "git://x"],
+        ] {
+            assert!(placement(wrong).is_err(), "{wrong:?}");
+        }
     }
 
     #[test]

@@ -14,8 +14,8 @@ use std::fmt::Write as _;
 use crate::compare::{self, Change};
 use crate::junit::verdict_line;
 use crate::results::{
-    ApiRequestCount, Measurement, ResourceUsage, RunResults, SloResult, SuiteResult, SuiteStatus,
-    writes_by_resource,
+    ApiRequestCount, EXTERNAL_SETTINGS, Measurement, ResourceUsage, RunResults, SloResult,
+    SuiteResult, SuiteStatus, profile_label, writes_by_resource,
 };
 use crate::slo::format_value;
 use crate::suite::MeasurementKind;
@@ -339,26 +339,30 @@ fn suite_section(
             r#"<span class="badge error">ERROR</span>"#.to_string(),
         ),
     };
-    let controller = &suite.settings.controller;
     let scale = &suite.settings.scale;
-    let legacy = if controller.legacy.is_empty() {
-        "none".to_string()
-    } else {
-        controller
-            .legacy
-            .iter()
-            .map(|l| l.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
+    let (legacy, agent) = match &suite.settings.controller {
+        Some(controller) if controller.legacy.is_empty() => {
+            ("none".to_string(), controller.agent.as_str())
+        }
+        Some(controller) => (
+            controller
+                .legacy
+                .iter()
+                .map(|l| l.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            controller.agent.as_str(),
+        ),
+        None => (EXTERNAL_SETTINGS.to_string(), EXTERNAL_SETTINGS),
     };
     let _ = write!(
         out,
         r#"<section class="suite {status_class}" id="{id}"><header>{status_badge}<h3>{name}</h3></header><div class="chips"><span class="chip">profile <b>{profile}</b></span><span class="chip">legacy switches <b>{legacy}</b></span><span class="chip">agent <b>{agent}</b></span><span class="chip">provider <b>{provider}</b></span><span class="chip">scale <b>{gitrepos} GitRepos × {paths} paths, {clusters} clusters</b></span><span class="chip">polling <b>{interval}</b></span><span class="chip">took <b>{took}</b></span></div>"#,
         id = suite_id(run, suite),
         name = escape(&suite.name),
-        profile = escape(suite.profile.as_str()),
+        profile = escape(profile_label(suite.profile)),
         legacy = escape(&legacy),
-        agent = controller.agent.as_str(),
+        agent = escape(agent),
         provider = escape(&suite.settings.provider),
         gitrepos = scale.gitrepos,
         paths = scale.paths,
@@ -376,6 +380,17 @@ fn suite_section(
             escape(error)
         );
     }
+    if !suite.quality.is_empty() {
+        let _ = write!(
+            out,
+            r#"<div class="error-box"><b>Measurement problems</b> (numbers taken after these are flagged):<ul>{}</ul></div>"#,
+            suite
+                .quality
+                .iter()
+                .map(|q| format!("<li>{}</li>", escape(q)))
+                .collect::<String>()
+        );
+    }
     slo_table(out, suite);
     measurement_charts(out, suite, base_suite);
     cost_charts(out, suite, base_suite);
@@ -391,8 +406,12 @@ fn slo_table(out: &mut String, suite: &SuiteResult) {
         let _ = write!(
             out,
             r#"<tr class="{class}"><td>{badge}</td><td><b>{name}</b></td><td>{line}</td><td>{desc}</td></tr>"#,
-            class = if slo.pass { "" } else { "fail" },
-            badge = badge(slo.pass),
+            class = if slo.failed() { "fail" } else { "" },
+            badge = if slo.not_applicable.is_some() {
+                r#"<span class="badge neutral">N/A</span>"#
+            } else {
+                badge(slo.pass)
+            },
             name = escape(&slo.name),
             line = escape(&verdict_line(slo)),
             desc = escape(&slo.description)
@@ -433,7 +452,7 @@ fn measurement_charts(out: &mut String, suite: &SuiteResult, base_suite: Option<
                 (
                     format!(
                         "{} (baseline run)",
-                        suite.baseline.as_ref().map_or("", |b| b.profile.as_str())
+                        suite.baseline.as_ref().map_or("", |b| profile_label(b.profile))
                     ),
                     m,
                 )
@@ -657,7 +676,7 @@ fn count_chart(
         .collect();
     let legend = baseline
         .as_ref()
-        .map(|(label, _)| (suite.profile.as_str().to_string(), label.clone()));
+        .map(|(label, _)| (profile_label(suite.profile).to_string(), label.clone()));
     let chart = svg::bar_chart(
         &format!("{name}: by resource and verb"),
         &bars,
@@ -684,7 +703,7 @@ fn cost_charts(out: &mut String, suite: &SuiteResult, base_suite: Option<&SuiteR
         (Some(b), _) => (
             Some(&b.api_requests),
             b.resources.as_ref(),
-            format!("{} (baseline run)", b.profile),
+            format!("{} (baseline run)", profile_label(b.profile)),
         ),
         (None, Some(b)) => (
             Some(&b.api_requests),
@@ -721,7 +740,7 @@ fn cost_charts(out: &mut String, suite: &SuiteResult, base_suite: Option<&SuiteR
         "writes over the whole suite",
         base_writes
             .as_ref()
-            .map(|_| (suite.profile.as_str(), base_label.as_str())),
+            .map(|_| (profile_label(suite.profile), base_label.as_str())),
     );
     let _ = write!(
         out,
@@ -859,22 +878,31 @@ fn controller_counters(out: &mut String, suite: &SuiteResult) {
 }
 
 fn settings_details(out: &mut String, suite: &SuiteResult) {
-    let controller = &suite.settings.controller;
     out.push_str(
         r#"<details><summary>Settings that produced these numbers</summary><table><tbody>"#,
     );
     let mut rows: BTreeMap<&str, String> = BTreeMap::new();
-    rows.insert("profile", controller.profile.to_string());
-    rows.insert(
-        "environment",
-        controller
-            .env
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(" "),
-    );
-    rows.insert("extra arguments", controller.args.join(" "));
+    match &suite.settings.controller {
+        Some(controller) => {
+            rows.insert("profile", controller.profile.to_string());
+            rows.insert(
+                "environment",
+                controller
+                    .env
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            );
+            rows.insert("extra arguments", controller.args.join(" "));
+        }
+        None => {
+            rows.insert("controller", EXTERNAL_SETTINGS.to_string());
+        }
+    }
+    if !suite.quality.is_empty() {
+        rows.insert("measurement problems", suite.quality.join("; "));
+    }
     rows.insert("overrides", suite.settings.overrides.join(" "));
     rows.insert("suite file", suite.file.clone().unwrap_or_default());
     rows.insert("started", suite.started_at.clone());

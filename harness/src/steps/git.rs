@@ -1,11 +1,11 @@
 //! Git repositories: create them with manifests, commit to many at once, break and heal them.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use fleet_controller::api::labels;
 use futures::StreamExt as _;
-use gitserver::Fault;
+use gitserver::RequestFilter;
 use gitserver::forge::ForgeClient;
 use gitserver::forge::bulk::{self, ManifestLayout};
 use gitserver::forge::types::{ChangeFileOperation, ChangeFilesOptions, CreateRepoOption};
@@ -13,6 +13,7 @@ use gitserver::forge::types::{ChangeFileOperation, ChangeFilesOptions, CreateRep
 use super::collect::collect;
 use super::world::RepoInfo;
 use super::{Context, StepError, StepOutput};
+use crate::gitproxy::ProxyFault;
 use crate::measure::recorder::Kind;
 use crate::progress::Task;
 use crate::suite::{BreakMode, BreakRepos, Commit, CreateRepos, HealRepos};
@@ -97,6 +98,7 @@ pub async fn create_repos(
             branch,
             head,
             revision: 0,
+            broken_since: None,
         });
         task.inc(1);
     }
@@ -295,33 +297,27 @@ pub async fn commit(
     Ok(output)
 }
 
-fn require_extensions(ctx: &Context<'_>, step: &str) -> Result<(), StepError> {
-    if ctx.endpoints.git_extensions {
-        Ok(())
-    } else {
-        Err(StepError::Unsupported(format!(
-            "{step} needs fleetbench's git server (per-repository faults); this provider's git server has none"
-        )))
-    }
-}
+/// How long a rate-limited repository tells clients to wait (`Retry-After`).
+const RATE_LIMIT_RETRY_AFTER: Duration = Duration::from_secs(60);
 
-/// `break_repos`.
+/// `break_repos`: the git proxy fails every git request of the first repositories, the
+/// same way in front of any git server.
 pub async fn break_repos(
     ctx: &mut Context<'_>,
     spec: &BreakRepos,
 ) -> Result<StepOutput, StepError> {
-    require_extensions(ctx, "break_repos")?;
     let count = spec.repos.resolve(ctx.world.repos.len());
     let fault = match spec.mode {
-        BreakMode::Refuse => Fault::Refuse,
-        BreakMode::Disappear => Fault::Missing,
+        BreakMode::Refuse => ProxyFault::Refuse,
+        BreakMode::Disappear => ProxyFault::NotFound,
+        BreakMode::RateLimit => ProxyFault::RateLimit {
+            retry_after: RATE_LIMIT_RETRY_AFTER,
+        },
     };
-    let extensions = ctx.forge.extensions();
-    for repo in &ctx.world.repos[..count] {
-        extensions
-            .set_fault(&repo.owner, &repo.name, fault)
-            .await
-            .map_err(StepError::forge(format!("break {}", repo.full_name())))?;
+    let since = jiff::Timestamp::now();
+    for repo in &mut ctx.world.repos[..count] {
+        ctx.git_proxy.set_fault(&repo.full_name(), fault.clone());
+        repo.broken_since = Some(since);
     }
     Ok(StepOutput {
         message: format!("{count} repositories now {:?}", spec.mode),
@@ -329,19 +325,40 @@ pub async fn break_repos(
     })
 }
 
-/// `heal_repos`.
+/// `heal_repos`: clears the faults, after checking in the proxy's log that the controller
+/// really met them: a hiccup nobody ran into tested nothing, so the step fails then.
 pub async fn heal_repos(ctx: &mut Context<'_>, spec: &HealRepos) -> Result<StepOutput, StepError> {
-    require_extensions(ctx, "heal_repos")?;
     let count = spec.repos.resolve(ctx.world.repos.len());
-    let extensions = ctx.forge.extensions();
-    for repo in &ctx.world.repos[..count] {
-        extensions
-            .clear_fault(&repo.owner, &repo.name)
-            .await
-            .map_err(StepError::forge(format!("heal {}", repo.full_name())))?;
+    let mut unexercised = Vec::new();
+    let mut failed_requests = 0;
+    for repo in &mut ctx.world.repos[..count] {
+        let full_name = repo.full_name();
+        ctx.git_proxy.clear_fault(&full_name);
+        let Some(since) = repo.broken_since.take() else {
+            continue;
+        };
+        let refused = ctx
+            .git_proxy
+            .requests(&RequestFilter::repo(full_name.clone()).since(since))
+            .iter()
+            .filter(|entry| entry.status >= 400)
+            .count();
+        if refused == 0 {
+            unexercised.push(full_name);
+        }
+        failed_requests += refused;
+    }
+    if !unexercised.is_empty() {
+        return Err(StepError::Unsupported(format!(
+            "the controller made no git request to {} of the {count} broken repositories while they were broken ({}), so the hiccup tested nothing; lengthen the break or shorten the polling interval",
+            unexercised.len(),
+            unexercised.join(", ")
+        )));
     }
     Ok(StepOutput {
-        message: format!("{count} repositories healed"),
+        message: format!(
+            "{count} repositories healed ({failed_requests} git requests failed while they were broken)"
+        ),
         ..StepOutput::default()
     })
 }

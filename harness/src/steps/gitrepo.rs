@@ -134,7 +134,7 @@ pub async fn create_gitrepos(
                 spec: GitRepoSpec {
                     repo: format!(
                         "{}/{}/{}.git",
-                        ctx.endpoints.git_clone_base.trim_end_matches('/'),
+                        ctx.git_proxy.url().trim_end_matches('/'),
                         repo.owner,
                         repo.name
                     ),

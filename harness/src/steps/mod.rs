@@ -22,6 +22,7 @@ use gitserver::forge::{ForgeClient, ForgeError};
 use kube::Client;
 use tokio_util::sync::CancellationToken;
 
+use crate::gitproxy::GitProxy;
 use crate::measure::metrics::{MetricsError, RequestTotals};
 use crate::measure::recorder::{Recorder, WaitError};
 use crate::provider::{Endpoints, Environment};
@@ -99,6 +100,8 @@ pub struct StepOutput {
     pub message: String,
     /// Measurements taken.
     pub measurements: Vec<(String, Measurement)>,
+    /// Problems with what the step measured or waited for, recorded with the results.
+    pub quality: Vec<String>,
 }
 
 /// Everything a step can use.
@@ -115,12 +118,18 @@ pub struct Context<'a> {
     pub environment: &'a dyn Environment,
     /// The watch recorder.
     pub recorder: &'a Recorder,
+    /// The recording, fault-injecting proxy every GitRepo clones through: the suites'
+    /// view of the controller's git traffic, the same on every provider.
+    pub git_proxy: &'a GitProxy,
     /// The controller's webhook URL as the git server reaches it, when known.
     pub webhook_url: Option<String>,
     /// Ctrl-C.
     pub cancel: CancellationToken,
     /// What exists so far.
     pub world: World,
+    /// Set when a wait for quiet gave up with the controller still writing: measurements
+    /// taken after it are flagged, since they may include that unfinished work.
+    pub unsettled: Option<String>,
 }
 
 impl Context<'_> {

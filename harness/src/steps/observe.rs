@@ -1,5 +1,6 @@
-//! `observe_polling`: watch polling for a while; intervals from the git server's request
-//! log, cross-checked with `status.lastPollingTriggered`.
+//! `observe_polling`: watch polling for a while; intervals from the git proxy's request
+//! log (every GitRepo clones through it, on every provider, whatever the git server),
+//! cross-checked with `status.lastPollingTriggered`.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -28,11 +29,6 @@ pub async fn observe_polling(
     spec: &ObservePolling,
     label: &str,
 ) -> Result<StepOutput, StepError> {
-    if !ctx.endpoints.git_extensions {
-        return Err(StepError::Unsupported(
-            "observe_polling reads fleetbench's git request log (GET /api/fleetbench/requests); this provider's git server has none".to_string(),
-        ));
-    }
     let start = unix_now();
     let cursor = ctx.recorder.cursor();
     let seconds = spec.duration.0.as_secs();
@@ -50,16 +46,11 @@ pub async fn observe_polling(
 
     let since = jiff::Timestamp::from_nanosecond(((start - 1.0) * 1e9) as i128)
         .unwrap_or_else(|_| jiff::Timestamp::now());
-    let entries = ctx
-        .forge
-        .extensions()
-        .requests(&RequestFilter {
-            since: Some(since),
-            service: Some(GitService::UploadPackAdvertisement),
-            ..RequestFilter::default()
-        })
-        .await
-        .map_err(StepError::forge("read the git server's request log"))?;
+    let entries = ctx.git_proxy.requests(&RequestFilter {
+        since: Some(since),
+        service: Some(GitService::UploadPackAdvertisement),
+        ..RequestFilter::default()
+    });
 
     let mut repos: BTreeMap<String, RepoPolls> = BTreeMap::new();
     let mut interval_s = ctx.suite.scale.polling_interval.as_secs_f64();
@@ -109,7 +100,7 @@ pub async fn observe_polling(
         (start, end),
         interval_s,
         &format!(
-            "seconds between polls of each repository over {} (git request log)",
+            "seconds between polls of each repository over {} (git proxy's request log)",
             spec.duration
         ),
     );

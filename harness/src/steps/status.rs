@@ -70,7 +70,10 @@ fn status_patch(deployment_id: &str, ready: bool) -> serde_json::Value {
 }
 
 /// Waits until no counted write happened for `quiet` (or `deadline`); returns the last
-/// scrape and the count since `before`. `resources` empty counts every write.
+/// scrape, the count since `before`, and whether it went quiet (false: the deadline came
+/// first). `resources` empty counts every write to what a
+/// Fleet controller owns (never Leases, Events or other clients' kinds, which on a real
+/// cluster never go quiet).
 pub async fn wait_for_quiet(
     ctx: &Context<'_>,
     before: &RequestTotals,
@@ -79,17 +82,22 @@ pub async fn wait_for_quiet(
     quiet: Duration,
     deadline: Instant,
     label: &str,
-) -> Result<(RequestTotals, u64), StepError> {
+) -> Result<(RequestTotals, u64, bool), StepError> {
     let task = Task::start(label.to_string(), None);
     let mut last_total = u64::MAX;
     let mut quiet_since = Instant::now();
     let mut after = ctx.scrape_requests().await?;
+    let mut went_quiet = false;
     loop {
         let requests = after.since(before);
         let total = if resources.is_empty() {
             requests
                 .iter()
-                .filter(|r| r.is_write() && subresource.is_none_or(|s| r.subresource == s))
+                .filter(|r| {
+                    r.is_write()
+                        && r.is_controller_owned()
+                        && subresource.is_none_or(|s| r.subresource == s)
+                })
                 .map(|r| r.count)
                 .sum()
         } else {
@@ -100,14 +108,18 @@ pub async fn wait_for_quiet(
             quiet_since = Instant::now();
         }
         task.message(format!("{total} writes so far"));
-        if quiet_since.elapsed() >= quiet || Instant::now() >= deadline {
+        if quiet_since.elapsed() >= quiet {
+            went_quiet = true;
+            break;
+        }
+        if Instant::now() >= deadline {
             break;
         }
         ctx.sleep(QUIET_POLL).await?;
         after = ctx.scrape_requests().await?;
     }
     task.finish();
-    Ok((after, last_total))
+    Ok((after, last_total, went_quiet))
 }
 
 /// `settle`: wait until the API server has seen no write for `quiet`.
@@ -118,7 +130,7 @@ pub async fn settle(
 ) -> Result<StepOutput, StepError> {
     let started = Instant::now();
     let before = ctx.scrape_requests().await?;
-    let (_, writes) = wait_for_quiet(
+    let (_, writes, idle) = wait_for_quiet(
         ctx,
         &before,
         &[],
@@ -128,8 +140,19 @@ pub async fn settle(
         &format!("{label}: waiting for the controller to go idle"),
     )
     .await?;
-    let idle = started.elapsed() < spec.timeout.0;
+    let mut quality = Vec::new();
+    if idle {
+        ctx.unsettled = None;
+    } else {
+        let problem = format!(
+            "the controller was still writing after {} ({writes} writes to fleet.cattle.io objects, namespaces and secrets)",
+            spec.timeout
+        );
+        quality.push(format!("settle gave up: {problem}"));
+        ctx.unsettled = Some(problem);
+    }
     Ok(StepOutput {
+        quality,
         message: if idle {
             format!(
                 "idle after {:.1}s ({writes} writes meanwhile, then none for {})",
@@ -275,7 +298,7 @@ pub async fn status_burst(
     if let Err(crate::measure::recorder::WaitError::Cancelled) = settled {
         return Err(StepError::Cancelled);
     }
-    let (after, last_total) = wait_for_quiet(
+    let (after, last_total, quiet) = wait_for_quiet(
         ctx,
         &before,
         &counted.resources,
@@ -303,6 +326,30 @@ pub async fn status_burst(
         ),
         measurements: vec![(name, writes)],
     };
+    let changes = u64::from(spec.rounds) * deployments.len() as u64;
+    if let Some(name) = &spec.measure_per_change {
+        let mut measurement = Measurement::value(
+            "writes",
+            format!(
+                "{} status writes per BundleDeployment status change ({last_total} writes for {} rounds x {} BundleDeployments)",
+                spec.resources.join("+"),
+                spec.rounds,
+                deployments.len()
+            ),
+            last_total as f64 / changes as f64,
+        );
+        measurement.breakdown = BTreeMap::from([
+            ("writes".to_string(), last_total as f64),
+            ("status changes".to_string(), changes as f64),
+        ]);
+        output.measurements.push((name.clone(), measurement));
+    }
+    if !quiet {
+        output.quality.push(format!(
+            "status writes had not stopped {} after the burst began; the count may be short",
+            spec.timeout
+        ));
+    }
     if let Some(name) = &spec.measure_incorrect {
         let mut measurement = Measurement::value(
             "count",

@@ -47,6 +47,8 @@ pub struct RepoInfo {
     pub head: String,
     /// Manifest revision last committed.
     pub revision: u64,
+    /// When `break_repos` broke it, until `heal_repos` heals it.
+    pub broken_since: Option<jiff::Timestamp>,
 }
 
 impl RepoInfo {
@@ -200,6 +202,7 @@ mod tests {
                 branch: "main".into(),
                 head: String::new(),
                 revision: 0,
+                broken_since: None,
             }],
             gitrepos: Vec::new(),
         }

@@ -391,6 +391,9 @@ pub enum BreakMode {
     Refuse,
     /// Answer 404, as if the repository were deleted.
     Disappear,
+    /// Answer 429 Too Many Requests with `Retry-After`, as a git host rate-limiting a
+    /// controller's polls does.
+    RateLimit,
 }
 
 /// `break_repos`.
@@ -471,6 +474,10 @@ pub struct StatusBurst {
     /// Measurement name of how many GitRepos and Bundles end with a wrong status (kind value).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub measure_incorrect: Option<String>,
+    /// Measurement name of the counted writes per BundleDeployment status change (kind
+    /// value): an absolute figure, comparable across controllers, providers and runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measure_per_change: Option<String>,
     /// The burst is over when no counted write happened for this long.
     #[serde(default = "default_quiet")]
     pub quiet: GoDuration,
@@ -553,6 +560,7 @@ impl Step {
             Step::StatusBurst(step) => {
                 let mut all = vec![(step.measure.clone(), Counted)];
                 all.extend(step.measure_incorrect.iter().map(|n| (n.clone(), Value)));
+                all.extend(step.measure_per_change.iter().map(|n| (n.clone(), Value)));
                 all
             }
             Step::WaitDeployed(step) => latency(&step.measure),

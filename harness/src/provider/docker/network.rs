@@ -17,6 +17,12 @@ use super::run::RunId;
 /// Why a network operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum NetworkError {
+    /// The network has no IPv4 gateway (no IPAM configuration the engine reports).
+    #[error("network {network} has no IPv4 gateway, so containers on it cannot reach this machine")]
+    NoGateway {
+        /// The network.
+        network: String,
+    },
     /// The engine refused or failed the call.
     #[error("cannot {action} network {network}: {source}")]
     Engine {
@@ -46,6 +52,35 @@ pub async fn create(docker: &Docker, run: &RunId) -> Result<String, NetworkError
             source,
         })?;
     Ok(name)
+}
+
+/// The IPv4 gateway of `network`: this machine's address on it, where containers on the
+/// network reach services of the harness (the git proxy).
+pub async fn gateway(docker: &Docker, network: &str) -> Result<std::net::IpAddr, NetworkError> {
+    let inspected = docker
+        .inspect_network(
+            network,
+            None::<bollard::query_parameters::InspectNetworkOptions>,
+        )
+        .await
+        .map_err(|source| NetworkError::Engine {
+            action: "inspect".to_string(),
+            network: network.to_string(),
+            source,
+        })?;
+    ipv4_gateway(inspected.ipam.as_ref()).ok_or_else(|| NetworkError::NoGateway {
+        network: network.to_string(),
+    })
+}
+
+/// The first IPv4 gateway of an IPAM configuration.
+fn ipv4_gateway(ipam: Option<&bollard::models::Ipam>) -> Option<std::net::IpAddr> {
+    ipam?
+        .config
+        .as_ref()?
+        .iter()
+        .filter_map(|config| config.gateway.as_deref()?.parse::<std::net::IpAddr>().ok())
+        .find(std::net::IpAddr::is_ipv4)
 }
 
 /// Cuts `container` off `network` (forcefully: it may be running and busy).
@@ -115,4 +150,34 @@ pub async fn is_connected(
         .network_settings
         .and_then(|s| s.networks)
         .is_some_and(|networks| networks.contains_key(network)))
+}
+
+#[cfg(test)]
+mod tests {
+    use bollard::models::{Ipam, IpamConfig};
+
+    use super::*;
+
+    #[test]
+    fn the_ipv4_gateway_is_picked_and_ipv6_ignored() {
+        let ipam = Ipam {
+            config: Some(vec![
+                IpamConfig {
+                    gateway: Some("fd00::1".into()),
+                    ..IpamConfig::default()
+                },
+                IpamConfig {
+                    gateway: Some("172.19.0.1".into()),
+                    ..IpamConfig::default()
+                },
+            ]),
+            ..Ipam::default()
+        };
+        assert_eq!(
+            ipv4_gateway(Some(&ipam)),
+            Some("172.19.0.1".parse().unwrap())
+        );
+        assert_eq!(ipv4_gateway(None), None);
+        assert_eq!(ipv4_gateway(Some(&Ipam::default())), None);
+    }
 }

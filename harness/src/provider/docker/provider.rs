@@ -25,7 +25,7 @@ use super::run::{ClusterName, Role};
 use crate::controller::{ControllerError, ControllerLaunch};
 use crate::provider::{
     DownstreamCluster, Endpoints, Environment, EnvironmentSpec, Fault, Provider, ProviderError,
-    RunningController,
+    ProxyPlacement, RunningController,
 };
 use crate::suite::AgentMode;
 
@@ -104,6 +104,9 @@ pub struct DockerEnv {
     shared: Arc<Shared>,
     endpoints: Endpoints,
     kube: kube::Client,
+    /// This machine's address on the run's network, where the controller container
+    /// reaches the git proxy.
+    gateway: std::net::IpAddr,
 }
 
 #[async_trait]
@@ -140,6 +143,9 @@ impl Provider for DockerProvider {
                 return Err(ProviderError::Unsupported("interrupted".to_string()));
             }
         };
+        let gateway = super::network::gateway(&environment.engine().docker, environment.network())
+            .await
+            .map_err(DockerError::from)?;
         let management = environment.management().expect("started");
         let git = environment.git().expect("started");
         let kubeconfig_path = work_dir.join("kubeconfig");
@@ -177,6 +183,7 @@ impl Provider for DockerProvider {
             }),
             endpoints,
             kube,
+            gateway,
         }))
     }
 }
@@ -189,6 +196,10 @@ impl Environment for DockerEnv {
 
     fn endpoints(&self) -> &Endpoints {
         &self.endpoints
+    }
+
+    fn git_proxy_placement(&self) -> ProxyPlacement {
+        ProxyPlacement::on(self.gateway)
     }
 
     async fn start_controller(

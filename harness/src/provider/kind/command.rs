@@ -183,6 +183,14 @@ impl Kind {
         ])
     }
 
+    /// `kind load docker-image`: copies `images` from this machine's Docker into every node
+    /// of cluster `name` (for nodes that cannot pull them).
+    pub fn load_images(&self, name: &str, images: &[String]) -> CommandLine {
+        let mut line = self.line(&["load", "docker-image", "--name", name]);
+        line.args.extend(images.iter().cloned());
+        line
+    }
+
     /// `kind get clusters`.
     pub fn get_clusters(&self) -> CommandLine {
         self.line(&["get", "clusters"])
@@ -238,6 +246,22 @@ mod tests {
             "/usr/local/bin/kind delete cluster --name c --kubeconfig /tmp/c.kubeconfig"
         );
         assert_eq!(kind().get_clusters().args, ["get", "clusters"]);
+    }
+
+    #[test]
+    fn images_are_loaded_into_one_named_cluster() {
+        assert_eq!(
+            kind()
+                .load_images(
+                    "fleetbench-abc-ds-1",
+                    &[
+                        "rancher/fleet:v0.12.13".to_string(),
+                        "rancher/fleet-agent:v0.12.13".to_string()
+                    ]
+                )
+                .to_string(),
+            "/usr/local/bin/kind load docker-image --name fleetbench-abc-ds-1 rancher/fleet:v0.12.13 rancher/fleet-agent:v0.12.13"
+        );
     }
 
     #[test]

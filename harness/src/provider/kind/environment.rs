@@ -1,5 +1,6 @@
 //! One run on kind: a management cluster and N downstream clusters created with `kind`,
-//! and Gitea beside them on kind's network.
+//! Gitea beside them on kind's network, the network's gateway (where the git proxy
+//! listens), and, when asked for, upstream Fleet installed with Helm.
 //!
 //! Creation is all-or-nothing: if any cluster fails, the ones already made are deleted
 //! before the error is returned, and dropping a [`KindClusters`] without deleting it
@@ -7,6 +8,7 @@
 //! Gitea is a testcontainers container labelled with the run like the docker provider's,
 //! so the same label sweep finds it.
 
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -17,8 +19,10 @@ use crate::provider::docker::run::RunId;
 use super::KindError;
 use super::command::{CommandLine, Kind};
 use super::config::{self, ClusterRole, RenderOptions};
+use super::fleet::{self, FleetSettings};
 use super::gitea::{self, ForgeAccess, GiteaSettings, RunningGitea};
-use super::preflight::{self, KindImages};
+use super::network;
+use super::preflight::{self, Extras, KindImages};
 
 /// Environment variable for the host address API servers are published on.
 pub const API_ADDRESS_ENV: &str = "FLEETBENCH_KIND_API_ADDRESS";
@@ -40,11 +44,19 @@ pub struct KindSettings {
     pub cluster_timeout: Duration,
     /// Gitea's settings.
     pub gitea: GiteaSettings,
+    /// The Docker network kind puts its nodes on (Gitea joins it; its gateway is where
+    /// the git proxy listens).
+    pub network: String,
+    /// Upstream Fleet to install into the management cluster, if any.
+    pub fleet: Option<FleetSettings>,
+    /// Images to load into every cluster from this machine's Docker.
+    pub load_images: Vec<String>,
 }
 
 impl KindSettings {
     /// Defaults for a run writing its files under `work_dir`.
     pub fn new(work_dir: impl Into<PathBuf>, downstream: usize) -> Self {
+        let network = network::network_name(std::env::var(network::NETWORK_ENV).ok().as_deref());
         Self {
             work_dir: work_dir.into(),
             configs_dir: config::configs_dir(),
@@ -58,9 +70,12 @@ impl KindSettings {
             gitea: GiteaSettings {
                 user: "fleetbench".to_string(),
                 password: uuid::Uuid::new_v4().simple().to_string(),
-                network: gitea::KIND_NETWORK.to_string(),
+                network: network.clone(),
                 startup_timeout: Duration::from_secs(120),
             },
+            network,
+            fleet: None,
+            load_images: Vec::new(),
         }
     }
 }
@@ -167,6 +182,38 @@ impl KindClusters {
             )
             .run(self.timeout)
             .await?;
+        // From here the cluster exists but is not in the list the cleanup walks yet.
+        let finished = self
+            .finish_one(name, role, settings, config_path, &kubeconfig_path)
+            .await;
+        if finished.is_err()
+            && let Err(error) = self
+                .kind
+                .delete_cluster(name, &kubeconfig_path)
+                .run(self.timeout)
+                .await
+        {
+            tracing::error!(%error, cluster = %name, "could not delete a half-made kind cluster");
+        }
+        finished
+    }
+
+    /// Side-loads the images into a created cluster and reads both its kubeconfigs.
+    async fn finish_one(
+        &self,
+        name: &str,
+        role: ClusterRole,
+        settings: &KindSettings,
+        config_path: PathBuf,
+        kubeconfig_path: &Path,
+    ) -> Result<KindCluster, KindError> {
+        if !settings.load_images.is_empty() {
+            tracing::info!(cluster = %name, images = ?settings.load_images, "loading images");
+            self.kind
+                .load_images(name, &settings.load_images)
+                .run(self.timeout)
+                .await?;
+        }
         let kubeconfig_host = self
             .kind
             .get_kubeconfig(name, false)
@@ -181,7 +228,7 @@ impl KindClusters {
             name: name.to_string(),
             role,
             config_path,
-            kubeconfig_path,
+            kubeconfig_path: kubeconfig_path.to_path_buf(),
             kubeconfig_host,
             kubeconfig_internal,
         })
@@ -266,35 +313,72 @@ fn run_blocking(line: &CommandLine, timeout: Duration) -> Result<(), String> {
     }
 }
 
-/// A whole kind run: clusters and Gitea.
+/// A whole kind run: clusters, Gitea, and upstream Fleet when asked for.
 pub struct KindEnvironment {
     // Gitea goes first (its container is removed on drop), then the clusters.
     gitea: Option<RunningGitea>,
     clusters: Option<KindClusters>,
     engine: Engine,
     run: RunId,
+    gateway: IpAddr,
+    upstream_fleet: Option<String>,
 }
 
 impl KindEnvironment {
-    /// Checks the engine, `kind` and the images (stopping at once with everything that is
-    /// missing), then creates the clusters and starts Gitea on kind's network.
+    /// Checks the engine, `kind`, the images and what upstream Fleet needs (stopping at
+    /// once with everything that is missing), then creates the clusters, finds kind's
+    /// network gateway, starts Gitea on that network and installs upstream Fleet. On any
+    /// failure what was made is removed (the clusters and Gitea clean up when dropped).
     pub async fn create(settings: &KindSettings) -> Result<Self, KindError> {
         let engine = engine::preflight().await?;
-        let kind = preflight::check(
+        let tools = preflight::check_all(
             std::env::var_os("PATH").as_deref(),
             &engine.docker,
             &settings.images,
+            Extras {
+                fleet: settings.fleet.as_ref(),
+                load_images: &settings.load_images,
+            },
+            &|p| p.exists(),
         )
         .await?;
         let run = RunId::random();
-        let clusters = KindClusters::create(kind, &run, settings).await?;
+        let clusters = KindClusters::create(tools.kind, &run, settings).await?;
+        // kind made the network with the first cluster; now it can be asked about.
+        let gateway = network::gateway(&engine.docker, &settings.network).await?;
         let gitea = gitea::start(&run, &settings.gitea).await?;
+        let mut upstream_fleet = None;
+        if let (Some(fleet_settings), Some(helm)) = (&settings.fleet, &tools.helm) {
+            let management = clusters.management();
+            fleet::install(
+                helm,
+                fleet_settings,
+                &management.kubeconfig_path,
+                &management.kubeconfig_host,
+                &management.kubeconfig_internal,
+                &settings.work_dir,
+            )
+            .await?;
+            upstream_fleet = Some(fleet_settings.describe());
+        }
         Ok(Self {
             gitea: Some(gitea),
             clusters: Some(clusters),
             engine,
             run,
+            gateway,
+            upstream_fleet,
         })
+    }
+
+    /// The IPv4 gateway of kind's network: this machine as the nodes reach it.
+    pub fn gateway(&self) -> IpAddr {
+        self.gateway
+    }
+
+    /// The upstream Fleet installed (chart and version), if any.
+    pub fn upstream_fleet(&self) -> Option<&str> {
+        self.upstream_fleet.as_deref()
     }
 
     /// The run's id.
@@ -351,13 +435,18 @@ mod tests {
 
     /// A stand-in for `kind` (a shell script) that records its arguments, writes a
     /// kubeconfig pointing at `server` on create, prints the host or internal kubeconfig,
-    /// and fails creating any cluster whose name contains `fail_on`.
+    /// and fails creating any cluster whose name contains `fail_on` (loading images into
+    /// any whose name contains `fail_load`).
     struct FakeKind {
         dir: tempfile::TempDir,
     }
 
     impl FakeKind {
         fn new(server: &str, fail_on: &str) -> Self {
+            Self::failing(server, fail_on, "never")
+        }
+
+        fn failing(server: &str, fail_on: &str, fail_load: &str) -> Self {
             let dir = tempfile::tempdir().expect("tempdir");
             let log = dir.path().join("calls.log");
             let script = format!(
@@ -382,6 +471,8 @@ case "$cmd" in
     config '{server}' > "$kubeconfig";;
   "get kubeconfig")
     if [ -n "$internal" ]; then config "https://$name-control-plane:6443"; else config '{server}'; fi;;
+  "load docker-image")
+    case "$name" in *'{fail_load}'*) echo "ERROR: image: rancher/fleet:v0.12.13 not present locally" >&2; exit 1;; esac;;
   "delete cluster") ;;
   *) echo "unexpected: $cmd" >&2; exit 2;;
 esac
@@ -536,6 +627,52 @@ esac
             deleted[0].contains("ds-1") && deleted[1].contains("mgmt"),
             "{calls:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn images_are_loaded_into_each_cluster_and_a_failed_load_deletes_it_too() {
+        let fake = FakeKind::failing("http://127.0.0.1:1", "never", "ds-2");
+        let work = tempfile::tempdir().expect("tempdir");
+        let run: RunId = "0a1b2c3d4e".parse().expect("valid");
+        let mut settings = settings(work.path(), 2);
+        settings.load_images = vec!["rancher/fleet:v0.12.13".to_string()];
+        let error = KindClusters::create(fake.kind(), &run, &settings)
+            .await
+            .expect_err("loading into ds-2 fails")
+            .to_string();
+        assert!(error.contains("not present locally"), "{error}");
+        let calls = fake.calls();
+        let loads: Vec<&String> = calls.iter().filter(|c| c.starts_with("load")).collect();
+        assert_eq!(
+            loads,
+            [
+                "load docker-image --name fleetbench-0a1b2c3d4e-mgmt rancher/fleet:v0.12.13",
+                "load docker-image --name fleetbench-0a1b2c3d4e-ds-1 rancher/fleet:v0.12.13",
+                "load docker-image --name fleetbench-0a1b2c3d4e-ds-2 rancher/fleet:v0.12.13",
+            ]
+        );
+        // The half-made ds-2 is deleted first, then the ones before it.
+        let deleted: Vec<String> = calls
+            .iter()
+            .filter(|c| c.starts_with("delete cluster"))
+            .map(|c| c.split_whitespace().nth(3).unwrap_or_default().to_string())
+            .collect();
+        assert_eq!(
+            deleted,
+            [
+                "fleetbench-0a1b2c3d4e-ds-2",
+                "fleetbench-0a1b2c3d4e-ds-1",
+                "fleetbench-0a1b2c3d4e-mgmt"
+            ]
+        );
+    }
+
+    #[test]
+    fn gitea_joins_the_network_kind_uses() {
+        let settings = KindSettings::new("/tmp/w", 0);
+        assert_eq!(settings.gitea.network, settings.network);
+        assert_eq!(settings.fleet, None);
+        assert!(settings.load_images.is_empty());
     }
 
     #[tokio::test]

@@ -8,16 +8,25 @@
 //! [`preflight`] checks all of them first and stops at once with what is missing and how to
 //! get it.
 //!
+//! - [`options`]: the `FLEETBENCH_KIND_*` variables;
 //! - [`config`]: the `kind-configs/` files rendered per cluster;
 //! - [`command`]: the `kind` command lines, built in one place and run with a bound;
-//! - [`preflight`]: `kind` on PATH, node and Gitea images present;
+//! - [`preflight`]: `kind` on PATH, node and Gitea images present (and `helm`, Fleet's
+//!   charts and images to side-load, when asked for);
+//! - [`network`]: kind's Docker network and its gateway, where the git proxy listens;
 //! - [`gitea`]: Gitea's container, the harness's token, clone URLs from the nodes;
+//! - [`fleet`]: upstream Fleet installed with Helm (`--controller external`);
+//! - [`downstream`]: downstream kind clusters handed to Clusters as kubeconfig Secrets;
 //! - [`environment`]: creating and deleting a whole run.
 
 pub mod command;
 pub mod config;
+pub mod downstream;
 pub mod environment;
+pub mod fleet;
 pub mod gitea;
+pub mod network;
+pub mod options;
 pub mod preflight;
 mod provider;
 
@@ -44,6 +53,15 @@ pub enum KindError {
     /// Gitea could not be started or set up.
     #[error(transparent)]
     Gitea(#[from] gitea::GiteaError),
+    /// A `FLEETBENCH_KIND_*` variable cannot be used.
+    #[error("the kind provider's settings: {0}")]
+    Options(#[from] options::OptionsError),
+    /// kind's network gateway (where the git proxy listens) is unknown.
+    #[error(transparent)]
+    Network(#[from] network::NetworkError),
+    /// Upstream Fleet could not be installed.
+    #[error(transparent)]
+    Fleet(#[from] fleet::FleetError),
     /// A file could not be written.
     #[error("cannot write {path}: {source}")]
     Io {

@@ -1,17 +1,22 @@
 //! What the kind provider needs before it creates anything: the `kind` binary, the kind
-//! node image and the Gitea image, all on this machine.
+//! node image and the Gitea image, all on this machine; with upstream Fleet also `helm`
+//! and the charts and values files given as paths; and any image to side-load.
 //!
 //! Where a registry is unreachable (as here) a missing image does not fail fast on its own:
 //! kind and testcontainers both try to pull it first. So everything is checked up front,
 //! and the error lists every missing piece with how to get it, before a cluster exists.
+//! Charts named by repository, URL or OCI reference are fetched by helm and cannot be
+//! checked without the network; helm's own error says what went wrong with them.
 
 use std::ffi::OsStr;
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::provider::docker::images::ImageLookup;
 
 use super::command::Kind;
+use super::fleet::{self, FleetSettings, Helm};
+use super::options::LOAD_IMAGES_ENV;
 
 /// The kind node image used unless `FLEETBENCH_KIND_NODE_IMAGE` says otherwise: Kubernetes
 /// 1.33, the API version the harness's client types are built for.
@@ -39,6 +44,23 @@ pub enum Missing {
         /// The image.
         image: String,
     },
+    /// Upstream Fleet is asked for and no `helm` is on `PATH`.
+    HelmBinary {
+        /// The directories searched.
+        searched: String,
+    },
+    /// A chart or values file of upstream Fleet's settings does not exist.
+    FleetFile {
+        /// The variable naming it.
+        variable: &'static str,
+        /// The path.
+        path: PathBuf,
+    },
+    /// An image to load into the clusters is not local.
+    LoadImage {
+        /// The image.
+        image: String,
+    },
 }
 
 impl fmt::Display for Missing {
@@ -55,6 +77,22 @@ impl fmt::Display for Missing {
             Missing::GiteaImage { image } => write!(
                 f,
                 "the Gitea image {image} (testcontainers-modules' gitea module) is not on this machine: run `docker pull {image}` where a registry is reachable and bring it over with `docker save {image} | docker load`"
+            ),
+            Missing::HelmBinary { searched } => write!(
+                f,
+                "`helm` is not on PATH (searched {searched}), and upstream Fleet ({chart_env}) is installed with it: install Helm 3 (https://helm.sh/docs/intro/install/, or the release binary from https://github.com/helm/helm/releases), or unset {chart_env} to measure the bundled controller",
+                chart_env = fleet::CHART_ENV
+            ),
+            Missing::FleetFile { variable, path } => write!(
+                f,
+                "{variable} names {path}, which does not exist: fetch Fleet's charts where a network is reachable (`helm repo add fleet {repo} && helm pull fleet/fleet --version VERSION && helm pull fleet/fleet-crd --version VERSION`) and point {chart_env} at the fleet .tgz (the fleet-crd one beside it is found) or at an unpacked chart directory",
+                path = path.display(),
+                repo = fleet::CHART_REPOSITORY,
+                chart_env = fleet::CHART_ENV
+            ),
+            Missing::LoadImage { image } => write!(
+                f,
+                "{image} ({LOAD_IMAGES_ENV}) is not on this machine, so it cannot be loaded into the clusters: run `docker pull {image}` where a registry is reachable and bring it over with `docker save {image} | docker load`"
             ),
         }
     }
@@ -104,6 +142,30 @@ pub fn find_on_path(program: &str, path: Option<&OsStr>) -> Option<PathBuf> {
         })
 }
 
+/// What a run needs beyond `kind` and the node and Gitea images.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Extras<'a> {
+    /// Upstream Fleet's settings, when it is to be installed.
+    pub fleet: Option<&'a FleetSettings>,
+    /// Images to load into every cluster.
+    pub load_images: &'a [String],
+}
+
+/// The CLIs a run uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tools {
+    /// `kind`.
+    pub kind: Kind,
+    /// `helm`, when upstream Fleet is installed.
+    pub helm: Option<Helm>,
+}
+
+fn searched(path: Option<&OsStr>) -> String {
+    path.map(|p| p.to_string_lossy().into_owned())
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| "(PATH is not set)".to_string())
+}
+
 /// Checks for `kind` on `path` and for `images` on the engine; returns the `kind` CLI, or
 /// every missing piece at once.
 pub async fn check(
@@ -111,14 +173,25 @@ pub async fn check(
     lookup: &dyn ImageLookup,
     images: &KindImages,
 ) -> Result<Kind, PreflightError> {
+    check_all(path, lookup, images, Extras::default(), &|p| p.exists())
+        .await
+        .map(|tools| tools.kind)
+}
+
+/// [`check`], plus what `extras` need (`helm`, chart and values files through `exists`,
+/// images to load); every missing piece is reported at once.
+pub async fn check_all(
+    path: Option<&OsStr>,
+    lookup: &dyn ImageLookup,
+    images: &KindImages,
+    extras: Extras<'_>,
+    exists: &(dyn Fn(&Path) -> bool + Sync),
+) -> Result<Tools, PreflightError> {
     let mut missing = Vec::new();
     let kind = find_on_path("kind", path);
     if kind.is_none() {
         missing.push(Missing::KindBinary {
-            searched: path
-                .map(|p| p.to_string_lossy().into_owned())
-                .filter(|p| !p.is_empty())
-                .unwrap_or_else(|| "(PATH is not set)".to_string()),
+            searched: searched(path),
         });
     }
     // A lookup error is reported as missing: either way the image cannot be used.
@@ -132,8 +205,35 @@ pub async fn check(
             image: images.gitea.clone(),
         });
     }
+    let mut helm = None;
+    if let Some(settings) = extras.fleet {
+        helm = find_on_path("helm", path).map(Helm::new);
+        if helm.is_none() {
+            missing.push(Missing::HelmBinary {
+                searched: searched(path),
+            });
+        }
+        for (variable, file) in settings.local_files() {
+            if !exists(&file) {
+                missing.push(Missing::FleetFile {
+                    variable,
+                    path: file,
+                });
+            }
+        }
+    }
+    for image in extras.load_images {
+        if !lookup.is_present(image).await.unwrap_or(false) {
+            missing.push(Missing::LoadImage {
+                image: image.clone(),
+            });
+        }
+    }
     match kind {
-        Some(binary) if missing.is_empty() => Ok(Kind::new(binary)),
+        Some(binary) if missing.is_empty() => Ok(Tools {
+            kind: Kind::new(binary),
+            helm,
+        }),
         _ => Err(PreflightError { missing }),
     }
 }
@@ -215,6 +315,109 @@ mod tests {
             .await
             .expect("all there");
         assert_eq!(kind.binary(), dir.path().join("kind"));
+    }
+
+    fn fleet_settings(chart: &str, crd: &str, values: &[&str]) -> FleetSettings {
+        FleetSettings {
+            chart: fleet::ChartRef::Local(chart.into()),
+            crd_chart: fleet::ChartRef::Local(crd.into()),
+            version: None,
+            values_files: values.iter().map(PathBuf::from).collect(),
+            workers: fleet::DEFAULT_WORKERS,
+            timeout: fleet::DEFAULT_TIMEOUT,
+        }
+    }
+
+    #[tokio::test]
+    async fn upstream_fleet_adds_helm_its_files_and_images_to_load_all_at_once() {
+        let empty = tempfile::tempdir().expect("tempdir");
+        let path = empty.path().as_os_str().to_owned();
+        let settings = fleet_settings(
+            "/charts/fleet-0.12.13.tgz",
+            "/charts/fleet-crd-0.12.13.tgz",
+            &["/v/bench.yaml"],
+        );
+        let load = ["rancher/fleet:v0.12.13".to_string()];
+        let error = check_all(
+            Some(&path),
+            &FakeImages(BTreeSet::new()),
+            &images(),
+            Extras {
+                fleet: Some(&settings),
+                load_images: &load,
+            },
+            &|p| p == Path::new("/charts/fleet-crd-0.12.13.tgz"),
+        )
+        .await
+        .expect_err("nothing is there");
+        assert_eq!(
+            error.missing[3..],
+            [
+                Missing::HelmBinary {
+                    searched: empty.path().display().to_string()
+                },
+                Missing::FleetFile {
+                    variable: fleet::CHART_ENV,
+                    path: "/charts/fleet-0.12.13.tgz".into()
+                },
+                Missing::FleetFile {
+                    variable: fleet::VALUES_ENV,
+                    path: "/v/bench.yaml".into()
+                },
+                Missing::LoadImage {
+                    image: "rancher/fleet:v0.12.13".to_string()
+                },
+            ]
+        );
+        assert!(matches!(error.missing[0], Missing::KindBinary { .. }));
+        let text = error.to_string();
+        assert!(text.contains("`helm` is not on PATH"), "{text}");
+        assert!(
+            text.contains("https://helm.sh/docs/intro/install/"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "FLEETBENCH_KIND_FLEET_CHART names /charts/fleet-0.12.13.tgz, which does not exist"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("helm pull fleet/fleet-crd"), "{text}");
+        assert!(text.contains("FLEETBENCH_KIND_LOAD_IMAGES"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn with_helm_and_the_files_present_both_tools_are_returned() {
+        let (dir, path) = fake_kind_dir();
+        let helm = dir.path().join("helm");
+        std::fs::write(&helm, "#!/bin/sh\n").expect("write");
+        std::fs::set_permissions(&helm, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let lookup = FakeImages(BTreeSet::from([
+            DEFAULT_NODE_IMAGE.to_string(),
+            "gitea/gitea:1.22.3-rootless".to_string(),
+        ]));
+        let settings = fleet_settings("/c/fleet", "/c/fleet-crd", &[]);
+        let tools = check_all(
+            Some(&path),
+            &lookup,
+            &images(),
+            Extras {
+                fleet: Some(&settings),
+                load_images: &[],
+            },
+            &|_| true,
+        )
+        .await
+        .expect("all there");
+        assert_eq!(tools.kind.binary(), dir.path().join("kind"));
+        assert_eq!(tools.helm.as_ref().map(Helm::binary), Some(helm.as_path()));
+        // Without upstream Fleet, helm is neither looked for nor returned.
+        let tools = check_all(Some(&path), &lookup, &images(), Extras::default(), &|_| {
+            false
+        })
+        .await
+        .expect("all there");
+        assert_eq!(tools.helm, None);
     }
 
     #[test]

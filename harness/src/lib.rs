@@ -9,6 +9,7 @@ pub mod commands;
 pub mod compare;
 pub mod controller;
 pub mod environment;
+pub mod gitproxy;
 pub mod history;
 pub mod junit;
 pub mod measure;

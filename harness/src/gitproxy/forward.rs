@@ -37,6 +37,8 @@ pub(crate) struct Upstream {
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub upstream: Upstream,
+    /// The base URL clients use (no trailing `/`).
+    pub public_url: String,
     /// The path prefix of the proxy's public URL, stripped before forwarding.
     pub public_prefix: String,
     pub client: Client<HttpConnector, RequestBody>,
@@ -167,6 +169,12 @@ pub(crate) async fn handle(
     }
     let mut headers = parts.headers;
     strip_hop_by_hop(&mut headers);
+    if let Some(location) = header_str(&headers, &header::LOCATION)
+        .and_then(|location| rewrite_location(location, &shared))
+        .and_then(|location| HeaderValue::from_str(&location).ok())
+    {
+        headers.insert(header::LOCATION, location);
+    }
     let mut response = Response::new(ProxyBody {
         kind: Kind::Upstream(body),
         recorder,
@@ -247,6 +255,28 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     for name in proxy_headers {
         headers.remove(name);
     }
+}
+
+/// A redirect to the upstream's own URLs, mapped onto the proxy's, so a client that
+/// follows it stays behind the proxy (and in its log). `None` leaves it as it is.
+fn rewrite_location(location: &str, shared: &Shared) -> Option<String> {
+    let upstream = &shared.upstream;
+    let base = format!("http://{}{}", upstream.authority, upstream.prefix);
+    let rewritten = if let Some(rest) = strip_base(location, &base) {
+        format!("{}{rest}", shared.public_url)
+    } else if location.starts_with('/') && !location.starts_with("//") {
+        let rest = strip_base(location, &upstream.prefix)?;
+        format!("{}{rest}", shared.public_prefix)
+    } else {
+        return None;
+    };
+    (rewritten != location).then_some(rewritten)
+}
+
+/// `s` after `base`, if `base` ends where a path segment, query or fragment does.
+fn strip_base<'a>(s: &'a str, base: &str) -> Option<&'a str> {
+    let rest = s.strip_prefix(base)?;
+    (rest.is_empty() || rest.starts_with(['/', '?', '#'])).then_some(rest)
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a str> {
@@ -451,6 +481,54 @@ mod tests {
                 "git-protocol"
             ]
         );
+    }
+
+    fn shared(upstream: &str, public_url: &str, public_prefix: &str) -> Shared {
+        let uri: Uri = upstream.parse().unwrap();
+        Shared {
+            upstream: Upstream {
+                authority: uri.authority().unwrap().clone(),
+                prefix: uri.path().trim_end_matches('/').to_owned(),
+            },
+            public_url: public_url.to_owned(),
+            public_prefix: public_prefix.to_owned(),
+            client: Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build(HttpConnector::new()),
+            upstream_timeout: Duration::from_secs(1),
+            log: ProxyLog::new(1),
+            faults: FaultTable::default(),
+        }
+    }
+
+    #[test]
+    fn redirects_to_the_upstream_point_back_at_the_proxy() {
+        let plain = shared("http://gitea:3000", "http://127.0.0.1:8080", "");
+        assert_eq!(
+            rewrite_location("http://gitea:3000/o/new.git/info/refs?x", &plain).as_deref(),
+            Some("http://127.0.0.1:8080/o/new.git/info/refs?x")
+        );
+        assert_eq!(
+            rewrite_location("http://gitea:3000", &plain).as_deref(),
+            Some("http://127.0.0.1:8080")
+        );
+        // Relative redirects need nothing when neither side has a prefix.
+        assert_eq!(rewrite_location("/o/new", &plain), None);
+        // Elsewhere, or a longer host name: untouched.
+        assert_eq!(rewrite_location("https://github.com/o/r", &plain), None);
+        assert_eq!(rewrite_location("http://gitea:30000/o/r", &plain), None);
+        assert_eq!(rewrite_location("//gitea:3000/o/r", &plain), None);
+
+        let prefixed = shared("http://gitea/git", "http://proxy.test/p", "/p");
+        assert_eq!(
+            rewrite_location("http://gitea/git/o/r", &prefixed).as_deref(),
+            Some("http://proxy.test/p/o/r")
+        );
+        assert_eq!(
+            rewrite_location("/git/o/r", &prefixed).as_deref(),
+            Some("/p/o/r")
+        );
+        assert_eq!(rewrite_location("/gitea/o/r", &prefixed), None);
+        assert_eq!(rewrite_location("http://gitea/other", &prefixed), None);
     }
 
     #[test]

@@ -166,6 +166,7 @@ impl GitProxy {
             .build(connector);
         let shared = Arc::new(Shared {
             upstream,
+            public_url: url.clone(),
             public_prefix,
             client,
             upstream_timeout: config.upstream_timeout,

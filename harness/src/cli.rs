@@ -169,7 +169,7 @@ pub struct EnvironmentArgs {
     /// 127.0.0.1:0 suits a controller on this machine; give an address of this machine
     /// that the cluster can reach (e.g. `192.168.1.10:0`) for one running in a cluster.
     #[arg(long, value_name = "ADDR:PORT")]
-    pub git_listen: Option<std::net::SocketAddr>,
+    pub git_listen: Option<SocketAddr>,
     /// The URL the controller reaches the git proxy at, when not `http://<--git-listen>`
     /// (behind NAT, a name, or a port mapping).
     #[arg(long, value_name = "URL")]
@@ -313,6 +313,11 @@ pub struct GitserverArgs {
     /// behind a name (a container on a Docker network).
     #[arg(long, value_name = "URL")]
     pub external_url: Option<String>,
+    /// Serve only what a real Gitea serves (its REST subset and git over HTTP): no request
+    /// log, no fault endpoints, no fleetbench extensions. For proving that the suites need
+    /// nothing but a plain Gitea.
+    #[arg(long)]
+    pub plain_gitea: bool,
 }
 
 #[cfg(test)]

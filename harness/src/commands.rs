@@ -487,7 +487,8 @@ async fn gitserver_command(args: &GitserverArgs) -> Result<Outcome> {
         .map_err(|e| anyhow::anyhow!("--user {:?}: {e}", args.user))?;
     let mut config = gitserver::Config::new(&args.data)
         .with_credentials(credentials)
-        .with_listen(args.listen);
+        .with_listen(args.listen)
+        .plain_gitea(args.plain_gitea);
     config.external_url = args.external_url.clone();
     let server = gitserver::GitServer::start(config)
         .await

@@ -148,6 +148,37 @@ pub struct SuiteResult {
     /// taken after such a problem are flagged, never silently trusted.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub quality: Vec<String>,
+    /// Suites of the same run that ran at the same time as this one (conformance runs
+    /// `long` suites alongside the others): their figures shared the machine.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub concurrent_with: Vec<String>,
+}
+
+/// Fills every suite's `concurrent_with` from the suites' start times and durations.
+pub fn mark_overlaps(suites: &mut [SuiteResult]) {
+    let span = |suite: &SuiteResult| -> Option<(i128, i128)> {
+        let start = suite.started_at.parse::<jiff::Timestamp>().ok()?.as_nanosecond();
+        let length = (suite.duration_s.max(0.0) * 1e9) as i128;
+        (length > 0).then_some((start, start + length))
+    };
+    let spans: Vec<Option<(i128, i128)>> = suites.iter().map(span).collect();
+    let names: Vec<String> = suites.iter().map(|s| s.name.clone()).collect();
+    for (index, suite) in suites.iter_mut().enumerate() {
+        suite.concurrent_with = match spans[index] {
+            Some((start, end)) => spans
+                .iter()
+                .enumerate()
+                .filter(|(other, span)| {
+                    *other != index
+                        && span.is_some_and(|(other_start, other_end)| {
+                            other_start < end && start < other_end
+                        })
+                })
+                .map(|(other, _)| names[other].clone())
+                .collect(),
+            None => Vec::new(),
+        };
+    }
 }
 
 /// Says what a suite's numbers are about: the profile, or that it is unknown.
@@ -634,6 +665,7 @@ pub(crate) mod fixtures {
             ]),
             baseline: None,
             quality: Vec::new(),
+            concurrent_with: Vec::new(),
         };
         let mut jitter = label.clone();
         jitter.name = "polling-jitter".into();
@@ -679,6 +711,27 @@ pub(crate) mod fixtures {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn suites_that_overlapped_in_time_name_each_other() {
+        let mut run = fixtures::run();
+        let mut third = run.suites[0].clone();
+        third.name = "later".into();
+        run.suites[0].started_at = "2026-08-01T10:00:00Z".into();
+        run.suites[0].duration_s = 60.0;
+        run.suites[1].started_at = "2026-08-01T10:00:30Z".into();
+        run.suites[1].duration_s = 300.0;
+        third.started_at = "2026-08-01T10:02:00Z".into();
+        third.duration_s = 10.0;
+        run.suites.push(third);
+        mark_overlaps(&mut run.suites);
+        assert_eq!(run.suites[0].concurrent_with, ["polling-jitter"]);
+        assert_eq!(
+            run.suites[1].concurrent_with,
+            ["label-propagation", "later"]
+        );
+        assert_eq!(run.suites[2].concurrent_with, ["polling-jitter"]);
+    }
 
     #[test]
     fn round_trips_through_a_run_directory() {

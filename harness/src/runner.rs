@@ -248,6 +248,7 @@ fn not_run(shared: &Shared, path: &Path, suite: &Suite, reason: &str) -> SuiteRe
         controller_metrics: BTreeMap::new(),
         baseline: None,
         quality: Vec::new(),
+        concurrent_with: Vec::new(),
     }
 }
 
@@ -435,6 +436,7 @@ async fn run_suite(
         controller_metrics: subject.controller_metrics,
         baseline,
         quality: subject.quality,
+        concurrent_with: Vec::new(),
     }
 }
 
@@ -736,7 +738,7 @@ async fn run_in_environment(
                 .as_ref()
                 .map(|a: &RequestTotals| writes_by_target_and_verb(&a.since(&before)))
                 .unwrap_or_default();
-            let mut quality = Vec::new();
+            let quality;
             let (outcome_text, message) = match outcome {
                 Ok(mut output) => {
                     // A measurement taken while the controller was still busy with an
@@ -902,6 +904,7 @@ fn write_outputs(shared: &Shared, finished: bool) {
     let snapshot = {
         let mut results = shared.results.lock();
         results.suites = shared.slots.lock().iter().flatten().cloned().collect();
+        crate::results::mark_overlaps(&mut results.suites);
         results.duration_s = shared.origin.elapsed().as_secs_f64();
         if finished {
             results.finished_at = Some(now());

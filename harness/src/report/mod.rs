@@ -357,7 +357,7 @@ fn suite_section(
     };
     let _ = write!(
         out,
-        r#"<section class="suite {status_class}" id="{id}"><header>{status_badge}<h3>{name}</h3></header><div class="chips"><span class="chip">profile <b>{profile}</b></span><span class="chip">legacy switches <b>{legacy}</b></span><span class="chip">agent <b>{agent}</b></span><span class="chip">provider <b>{provider}</b></span><span class="chip">scale <b>{gitrepos} GitRepos × {paths} paths, {clusters} clusters</b></span><span class="chip">polling <b>{interval}</b></span><span class="chip">took <b>{took}</b></span></div>"#,
+        r#"<section class="suite {status_class}" id="{id}"><header>{status_badge}<h3>{name}</h3></header><div class="chips"><span class="chip">profile <b>{profile}</b></span><span class="chip">legacy switches <b>{legacy}</b></span><span class="chip">agent <b>{agent}</b></span><span class="chip">provider <b>{provider}</b></span><span class="chip">scale <b>{gitrepos} GitRepos × {paths} paths, {clusters} clusters</b></span><span class="chip">polling <b>{interval}</b></span><span class="chip">took <b>{took}</b></span>{alongside}</div>"#,
         id = suite_id(run, suite),
         name = escape(&suite.name),
         profile = escape(profile_label(suite.profile)),
@@ -369,6 +369,14 @@ fn suite_section(
         clusters = scale.clusters,
         interval = scale.polling_interval,
         took = format_value(suite.duration_s, "s"),
+        alongside = if suite.concurrent_with.is_empty() {
+            String::new()
+        } else {
+            format!(
+                r#"<span class="chip">ran alongside <b>{}</b></span>"#,
+                escape(&suite.concurrent_with.join(", "))
+            )
+        },
     );
     if !suite.description.is_empty() {
         let _ = write!(out, r#"<p class="lead">{}</p>"#, escape(&suite.description));

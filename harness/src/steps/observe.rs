@@ -117,5 +117,6 @@ pub async fn observe_polling(
     Ok(StepOutput {
         message,
         measurements: vec![(spec.measure.clone(), measurement)],
+        ..StepOutput::default()
     })
 }

@@ -176,23 +176,29 @@ pub async fn status_burst(
     label: &str,
 ) -> Result<StepOutput, StepError> {
     let gitrepos: BTreeSet<String> = ctx.world.gitrepos.iter().map(|g| g.name.clone()).collect();
-    let deployments: Vec<(String, String, String)> = ctx.recorder.with_state(|state| {
-        state
-            .of_kind(Kind::BundleDeployment)
-            .filter(|(_, facts)| {
-                facts
-                    .label(labels::REPO_NAME)
-                    .is_some_and(|r| gitrepos.contains(r))
-            })
-            .map(|(key, facts)| {
-                (
-                    key.namespace.clone(),
-                    key.name.clone(),
-                    facts.deployment_id.clone(),
-                )
-            })
-            .collect()
-    });
+    // (namespace, name, deploymentID, GitRepo, Bundle), sorted: the first of each GitRepo
+    // is the one held back NotReady in the last round.
+    let deployments: Vec<(String, String, String, String, String)> =
+        ctx.recorder.with_state(|state| {
+            state
+                .of_kind(Kind::BundleDeployment)
+                .filter_map(|(key, facts)| {
+                    let repo = facts.label(labels::REPO_NAME)?;
+                    gitrepos.contains(repo).then(|| {
+                        (
+                            key.namespace.clone(),
+                            key.name.clone(),
+                            facts.deployment_id.clone(),
+                            repo.to_string(),
+                            facts
+                                .label(labels::BUNDLE_NAME)
+                                .unwrap_or(&key.name)
+                                .to_string(),
+                        )
+                    })
+                })
+                .collect()
+        });
     if deployments.is_empty() {
         return Err(StepError::Unsupported(
             "status_burst found no BundleDeployments of the suite's GitRepos".to_string(),
@@ -205,9 +211,20 @@ pub async fn status_burst(
     };
     let before = ctx.scrape_requests().await?;
     let started = Instant::now();
+    let mut held_back: BTreeMap<&str, (&str, &str)> = BTreeMap::new();
+    for (namespace, name, _, repo, _) in &deployments {
+        held_back.entry(repo).or_insert((namespace, name));
+    }
+    let held_back: BTreeSet<(String, String)> = held_back
+        .values()
+        .map(|(namespace, name)| (namespace.to_string(), name.to_string()))
+        .collect();
     for round in 1..=spec.rounds {
-        // Alternate so that the last round leaves every BundleDeployment Ready.
+        // Alternate so that the last round leaves every BundleDeployment Ready but one per
+        // GitRepo: a final state no earlier round had, so a status stuck at an earlier
+        // round's values cannot pass for the last one.
         let ready = (spec.rounds - round).is_multiple_of(2);
+        let last = round == spec.rounds;
         let task = Task::start(
             format!(
                 "{label}: round {round}/{} ({})",
@@ -217,12 +234,14 @@ pub async fn status_burst(
             Some(deployments.len() as u64),
         );
         let client = ctx.kube.clone();
+        let held_back = &held_back;
         create_all(
             deployments.clone(),
             CONCURRENCY,
             &task,
-            |(namespace, name, id)| {
+            |(namespace, name, id, _, _)| {
                 let api: Api<BundleDeployment> = Api::namespaced(client.clone(), &namespace);
+                let ready = ready && !(last && held_back.contains(&(namespace.clone(), name.clone())));
                 async move {
                     api.patch_status(
                         &name,
@@ -244,53 +263,40 @@ pub async fn status_burst(
         }
     }
     // Wait for the final status to be reported, then for the writes to stop.
-    let expected: BTreeMap<String, usize> = ctx
-        .world
-        .gitrepos
-        .iter()
-        .map(|g| (g.name.clone(), ctx.world.expected_bundledeployments(g)))
-        .collect();
+    let expected = FinalStatus::after_last_round(&ctx.world, &deployments, &held_back);
     let namespace = ctx.namespace().to_string();
     let deadline = started + spec.timeout.0;
     let task = Task::start(
         format!("{label}: final status reported"),
-        Some(expected.len() as u64),
+        Some(expected.gitrepos.len() as u64),
     );
     let incorrect_of = |state: &crate::measure::recorder::State| -> Vec<String> {
-        let mut wrong = Vec::new();
-        for (name, count) in &expected {
-            let want = format!("{count}/{count}");
-            match state.get(Kind::GitRepo, &namespace, name) {
-                Some(facts) if facts.ready_bundle_deployments == want => {}
-                Some(facts) => wrong.push(format!(
-                    "GitRepo {name}: readyBundleDeployments {:?}, expected {want:?}",
-                    facts.ready_bundle_deployments
-                )),
-                None => wrong.push(format!("GitRepo {name}: gone")),
-            }
-        }
-        for (key, facts) in state.of_kind(Kind::Bundle) {
-            let ours = facts
-                .label(labels::REPO_NAME)
-                .is_some_and(|r| expected.contains_key(r));
-            if ours
-                && key.namespace == namespace
-                && facts.summary_ready != facts.summary_desired_ready
-            {
-                wrong.push(format!(
-                    "Bundle {}: summary ready {} of {}",
-                    key.name, facts.summary_ready, facts.summary_desired_ready
-                ));
-            }
-        }
-        wrong
+        let gitrepos: BTreeMap<String, String> = expected
+            .gitrepos
+            .keys()
+            .filter_map(|name| {
+                let facts = state.get(Kind::GitRepo, &namespace, name)?;
+                Some((name.clone(), facts.ready_bundle_deployments.clone()))
+            })
+            .collect();
+        let bundles: BTreeMap<String, (i32, i32)> = state
+            .of_kind(Kind::Bundle)
+            .filter(|(key, _)| key.namespace == namespace && expected.bundles.contains_key(&key.name))
+            .map(|(key, facts)| {
+                (
+                    key.name.clone(),
+                    (facts.summary_ready, facts.summary_desired_ready),
+                )
+            })
+            .collect();
+        expected.problems(&gitrepos, &bundles)
     };
     let remaining = deadline.saturating_duration_since(Instant::now());
     let settled = ctx
         .recorder
         .wait_until(remaining, &ctx.cancel, |state| {
             let wrong = incorrect_of(state);
-            task.set((expected.len().saturating_sub(wrong.len())) as u64);
+            task.set((expected.gitrepos.len().saturating_sub(wrong.len())) as u64);
             wrong.is_empty().then_some(())
         })
         .await;
@@ -325,6 +331,7 @@ pub async fn status_burst(
             incorrect.len()
         ),
         measurements: vec![(name, writes)],
+        quality: Vec::new(),
     };
     let changes = u64::from(spec.rounds) * deployments.len() as u64;
     if let Some(name) = &spec.measure_per_change {
@@ -353,11 +360,134 @@ pub async fn status_burst(
     if let Some(name) = &spec.measure_incorrect {
         let mut measurement = Measurement::value(
             "count",
-            "GitRepos and Bundles whose final status does not show every BundleDeployment ready",
+            "GitRepos and Bundles whose final status is not exactly the last round's (every BundleDeployment ready but one per GitRepo)",
             incorrect.len() as f64,
         );
         measurement.notes = incorrect.into_iter().take(20).collect();
         output.measurements.push((name.clone(), measurement));
     }
     Ok(output)
+}
+
+/// The exact status the last round of a burst must leave: per GitRepo, `ready/total`
+/// BundleDeployments ready (one held back), and per Bundle its ready and desired counts.
+/// Exact counts, so that a summary of 0/0 or an earlier round's values never pass.
+#[derive(Debug, Default, PartialEq)]
+struct FinalStatus {
+    /// GitRepo → (ready, total).
+    gitrepos: BTreeMap<String, (usize, usize)>,
+    /// Bundle → (ready, desired).
+    bundles: BTreeMap<String, (i32, i32)>,
+}
+
+impl FinalStatus {
+    fn after_last_round(
+        world: &super::World,
+        deployments: &[(String, String, String, String, String)],
+        held_back: &BTreeSet<(String, String)>,
+    ) -> FinalStatus {
+        let mut expected = FinalStatus::default();
+        for gitrepo in &world.gitrepos {
+            // The harness's own targeting oracle says how many there must be.
+            let total = world.expected_bundledeployments(gitrepo);
+            let held = deployments
+                .iter()
+                .filter(|d| d.3 == gitrepo.name && held_back.contains(&(d.0.clone(), d.1.clone())))
+                .count();
+            expected
+                .gitrepos
+                .insert(gitrepo.name.clone(), (total.saturating_sub(held), total));
+        }
+        for (namespace, name, _, _, bundle) in deployments {
+            let entry = expected.bundles.entry(bundle.clone()).or_insert((0, 0));
+            entry.1 += 1;
+            if !held_back.contains(&(namespace.clone(), name.clone())) {
+                entry.0 += 1;
+            }
+        }
+        expected
+    }
+
+    /// What differs from the expectation, one line each (empty: exactly as expected).
+    fn problems(
+        &self,
+        gitrepos: &BTreeMap<String, String>,
+        bundles: &BTreeMap<String, (i32, i32)>,
+    ) -> Vec<String> {
+        let mut wrong = Vec::new();
+        for (name, (ready, total)) in &self.gitrepos {
+            let want = format!("{ready}/{total}");
+            match gitrepos.get(name) {
+                Some(shown) if *shown == want => {}
+                Some(shown) => wrong.push(format!(
+                    "GitRepo {name}: readyBundleDeployments {shown:?}, expected {want:?}"
+                )),
+                None => wrong.push(format!("GitRepo {name}: gone")),
+            }
+        }
+        for (name, want) in &self.bundles {
+            match bundles.get(name) {
+                Some(shown) if shown == want => {}
+                Some((ready, desired)) => wrong.push(format!(
+                    "Bundle {name}: summary ready {ready} of {desired}, expected {} of {}",
+                    want.0, want.1
+                )),
+                None => wrong.push(format!("Bundle {name}: gone")),
+            }
+        }
+        wrong
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn expectation() -> FinalStatus {
+        FinalStatus {
+            gitrepos: BTreeMap::from([("repo-a".to_string(), (3, 4))]),
+            bundles: BTreeMap::from([
+                ("repo-a-p0".to_string(), (1, 2)),
+                ("repo-a-p1".to_string(), (2, 2)),
+            ]),
+        }
+    }
+
+    #[test]
+    fn the_exact_last_round_passes() {
+        let gitrepos = BTreeMap::from([("repo-a".to_string(), "3/4".to_string())]);
+        let bundles = BTreeMap::from([
+            ("repo-a-p0".to_string(), (1, 2)),
+            ("repo-a-p1".to_string(), (2, 2)),
+        ]);
+        assert_eq!(expectation().problems(&gitrepos, &bundles), Vec::<String>::new());
+    }
+
+    #[test]
+    fn an_earlier_rounds_all_ready_state_is_caught() {
+        let gitrepos = BTreeMap::from([("repo-a".to_string(), "4/4".to_string())]);
+        let bundles = BTreeMap::from([
+            ("repo-a-p0".to_string(), (2, 2)),
+            ("repo-a-p1".to_string(), (2, 2)),
+        ]);
+        let problems = expectation().problems(&gitrepos, &bundles);
+        assert_eq!(problems.len(), 2, "{problems:?}");
+    }
+
+    #[test]
+    fn an_empty_summary_is_not_a_ready_one() {
+        let gitrepos = BTreeMap::from([("repo-a".to_string(), "0/0".to_string())]);
+        let bundles = BTreeMap::from([
+            ("repo-a-p0".to_string(), (0, 0)),
+            ("repo-a-p1".to_string(), (0, 0)),
+        ]);
+        assert_eq!(expectation().problems(&gitrepos, &bundles).len(), 3);
+        assert_eq!(
+            expectation()
+                .problems(&BTreeMap::new(), &BTreeMap::new())
+                .len(),
+            3,
+            "objects that are gone are wrong"
+        );
+    }
 }

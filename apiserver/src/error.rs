@@ -25,4 +25,7 @@ pub enum Error {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The fault configuration given at start is out of range.
+    #[error("invalid fault configuration: {0}")]
+    InvalidFaults(String),
 }

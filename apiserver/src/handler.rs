@@ -237,27 +237,18 @@ fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
 }
 
 async fn read_body(shared: &Shared, request: Request) -> Result<(HeaderMap, Bytes), ApiError> {
-    let limit = shared.config.body_limit;
     let (parts, body) = request.into_parts();
-    if let Some(length) =
-        header_str(&parts.headers, header::CONTENT_LENGTH).and_then(|l| l.parse::<usize>().ok())
-        && length > limit
-    {
-        return Err(ApiError::too_large(limit));
-    }
-    let bytes = axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| ApiError::too_large(limit))?;
+    let bytes = crate::body::read(body, crate::body::Limits::of(&shared.config)).await?;
     Ok((parts.headers, bytes))
 }
 
-fn decode_json(bytes: &[u8]) -> Result<Value, ApiError> {
+pub(crate) fn decode_json(bytes: &[u8]) -> Result<Value, ApiError> {
     serde_json::from_slice(bytes).map_err(|e| {
         ApiError::bad_request(format!("couldn't get version/kind; json parse error: {e}"))
     })
 }
 
-fn decode_yaml(bytes: &[u8]) -> Result<Value, ApiError> {
+pub(crate) fn decode_yaml(bytes: &[u8]) -> Result<Value, ApiError> {
     let text = std::str::from_utf8(bytes)
         .map_err(|e| ApiError::bad_request(format!("error converting YAML to JSON: {e}")))?;
     serde_saphyr::from_str::<Value>(text)
@@ -265,7 +256,7 @@ fn decode_yaml(bytes: &[u8]) -> Result<Value, ApiError> {
 }
 
 /// Decodes a create or update body by its content type.
-fn decode_object(headers: &HeaderMap, bytes: &[u8]) -> Result<Value, ApiError> {
+pub(crate) fn decode_object(headers: &HeaderMap, bytes: &[u8]) -> Result<Value, ApiError> {
     let content_type = header_str(headers, header::CONTENT_TYPE).unwrap_or("application/json");
     let essence = content_type.split(';').next().unwrap_or_default().trim();
     let value = match essence {
@@ -498,7 +489,7 @@ struct DeletePreconditions {
     resource_version: Option<String>,
 }
 
-fn delete_options(
+pub(crate) fn delete_options(
     headers: &HeaderMap,
     bytes: &[u8],
     query: &Query,
@@ -526,13 +517,16 @@ fn delete_options(
         opts.uid = pre.uid;
         opts.resource_version = pre.resource_version;
     }
-    if body.dry_run.is_some_and(|d| d.iter().any(|v| v == "All")) {
+    for value in body.dry_run.iter().flatten() {
+        if value != "All" {
+            return Err(crate::query::invalid_dry_run(value));
+        }
         opts.dry_run = true;
     }
     Ok(opts)
 }
 
-fn parse_revision(value: &str) -> Result<u64, ApiError> {
+pub(crate) fn parse_revision(value: &str) -> Result<u64, ApiError> {
     value
         .parse()
         .map_err(|_| ApiError::bad_request(format!("invalid resource version: {value:?}")))

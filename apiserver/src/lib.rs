@@ -17,11 +17,14 @@
 //! # Ok(()) }
 //! ```
 
+mod body;
 mod config;
 mod custom;
 mod error;
 mod events;
 mod faults;
+#[cfg(test)]
+mod fuzz;
 mod handler;
 mod housekeeping;
 mod managed;
@@ -46,8 +49,13 @@ mod validate;
 pub mod validation;
 mod watch;
 
-pub use config::{Config, DEFAULT_BODY_LIMIT};
+pub use config::{
+    Config, DEFAULT_BODY_DRAIN_LIMIT, DEFAULT_BODY_LIMIT, DEFAULT_BODY_READ_TIMEOUT,
+    DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
+};
 pub use error::Error;
-pub use faults::{ErrorRule, FaultConfig, FaultHandle, LatencyDistribution};
+pub use faults::{
+    ErrorRule, FaultConfig, FaultError, FaultHandle, LatencyDistribution, MAX_LATENCY,
+};
 pub use server::{ApiServer, KUBERNETES_VERSION, RunningApiServer};
 pub use status::{ApiError, Cause};

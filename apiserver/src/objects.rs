@@ -110,6 +110,37 @@ pub const FOREGROUND_FINALIZER: &str = "foregroundDeletion";
 pub const ORPHAN_FINALIZER: &str = "orphan";
 const MAX_RETRIES: usize = 32;
 
+/// The metadata an update or patch result must carry to be applied as asked: a
+/// `resourceVersion` that is a string (anything else would silently make the write
+/// unconditional; kube-apiserver fails to decode it), and the request's namespace.
+fn check_update_metadata(
+    info: &ResourceInfo,
+    namespace: Option<&str>,
+    new: &Value,
+) -> Result<(), ApiError> {
+    let Some(meta) = new.get("metadata").and_then(Value::as_object) else {
+        return Ok(());
+    };
+    match meta.get("resourceVersion") {
+        None | Some(Value::Null | Value::String(_)) => {}
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "couldn't decode the object: metadata.resourceVersion: expected a string, got {other}"
+            )));
+        }
+    }
+    if info.namespaced
+        && let Some(given) = meta.get("namespace").and_then(Value::as_str)
+        && !given.is_empty()
+        && given != namespace.unwrap_or_default()
+    {
+        return Err(ApiError::bad_request(
+            "the namespace of the provided object does not match the namespace sent on the request",
+        ));
+    }
+    Ok(())
+}
+
 fn write_error(info: &ResourceInfo, name: &str, err: &WriteError) -> ApiError {
     match err {
         WriteError::AlreadyExists => ApiError::already_exists(&info.group, &info.plural, name),
@@ -628,6 +659,7 @@ impl Shared {
             };
             let mut new = mutate(&old)?;
             object_root(&new, "the object")?;
+            check_update_metadata(info, namespace, &new)?;
             let requested_rv = meta_str(&new, "resourceVersion")
                 .filter(|rv| !rv.is_empty())
                 .map(str::to_string);

@@ -64,11 +64,15 @@ pub fn merge_patch(target: &mut Value, patch: &Value) -> Result<(), PatchError> 
     Ok(())
 }
 
-/// Applies a JSON patch (list of operations).
+/// Applies a JSON patch (list of operations). On error `target` is left half patched:
+/// callers patch a copy and drop it on error.
 pub fn json_patch(target: &mut Value, patch: &Value) -> Result<(), PatchError> {
     let ops: json_patch::Patch = serde_json::from_value(patch.clone())
         .map_err(|e| PatchError::Malformed(format!("invalid JSON patch: {e}")))?;
-    json_patch::patch(target, &ops).map_err(|e| PatchError::NotApplicable(e.to_string()))
+    // json_patch::patch rolls back a failed patch by applying the inverse operations, and
+    // panics when an inverse cannot apply (a `move` from `/a/b` to `/a` inverts to a move
+    // into itself). Every caller patches a copy, so no rollback is needed.
+    json_patch::patch_unsafe(target, &ops).map_err(|e| PatchError::NotApplicable(e.to_string()))
 }
 
 /// Applies a strategic merge patch (the subset described in the module docs).
@@ -257,6 +261,21 @@ mod tests {
             json_patch(&mut doc, &json!({"op": "x"})).unwrap_err(),
             PatchError::Malformed(_)
         ));
+    }
+
+    #[test]
+    fn a_failing_patch_after_a_move_up_is_refused_not_a_panic() {
+        // Found by fuzzing: the library's rollback of the move panicked.
+        let mut doc = json!({"metadata": {"name": "x"}, "apiVersion": "v1"});
+        let err = json_patch(
+            &mut doc,
+            &json!([
+                {"op": "move", "from": "/metadata/name", "path": "/metadata"},
+                {"op": "test", "path": "/apiVersion", "value": "v2"}
+            ]),
+        )
+        .unwrap_err();
+        assert!(matches!(err, PatchError::NotApplicable(_)), "{err:?}");
     }
 
     #[test]

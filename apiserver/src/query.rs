@@ -82,7 +82,14 @@ impl Query {
                     })?;
                     q.timeout = Some(Duration::from_secs(secs));
                 }
-                "dryRun" => q.dry_run = value == "All",
+                "dryRun" => {
+                    // Anything but `All` used to be taken as "no dry run", so a typo wrote
+                    // for real; kube-apiserver refuses it.
+                    if value != "All" {
+                        return Err(invalid_dry_run(&value));
+                    }
+                    q.dry_run = true;
+                }
                 "fieldManager" => q.field_manager = Some(value).filter(|v| !v.is_empty()),
                 "force" => q.force = truthy(&value),
                 "fieldValidation" => {
@@ -116,6 +123,13 @@ impl Query {
         }
         Ok(q)
     }
+}
+
+/// The answer to a `dryRun` value other than `All`.
+pub fn invalid_dry_run(value: &str) -> ApiError {
+    ApiError::bad_request(format!(
+        "Invalid dryRun value {value:?}: supported values: \"All\""
+    ))
 }
 
 /// Parses `propagationPolicy`.

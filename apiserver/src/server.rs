@@ -1,22 +1,35 @@
 //! Starting, addressing and stopping the server.
+//!
+//! Connections are served by hand rather than by `axum::serve` because that offers no
+//! header read timeout and no connection limit: without them a client that sends half a
+//! request, or opens thousands of sockets, holds the server's tasks and file descriptors
+//! for ever. Watches are long responses, not slow requests, so neither bound cuts them.
+//!
+//! A server that listens beyond loopback without a configured token generates one: fault
+//! injection and every write would otherwise be open to anyone who can reach the port.
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::io::Write as _;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::serve::ListenerExt;
 use bytes::Bytes;
 use http::{StatusCode, header};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use parking_lot::Mutex;
 use serde_json::{Value, json};
-use tokio::task::JoinHandle;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
@@ -25,7 +38,7 @@ use crate::faults::{FaultConfig, FaultHandle};
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::state::Shared;
-use crate::status::ApiError;
+use crate::status::{ApiError, Cause};
 use crate::store::Store;
 
 /// The Kubernetes version this server reports.
@@ -45,10 +58,53 @@ pub struct RunningApiServer {
 
 const DEFAULT_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
 
+/// How long shutdown waits for open connections to finish their responses.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Pause after a failed accept (out of file descriptors, say) before the next one, so the
+/// loop does not spin while the condition lasts.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Whether a server bound to `ip` is reachable from other hosts (IPv4-mapped IPv6
+/// loopback counts as loopback).
+fn is_loopback(ip: IpAddr) -> bool {
+    ip.to_canonical().is_loopback()
+}
+
+/// The token a server on `listen` requires: the configured one, or a fresh random one
+/// when the address is reachable from other hosts.
+fn effective_token(listen: SocketAddr, configured: Option<String>) -> Option<String> {
+    configured
+        .or_else(|| (!is_loopback(listen.ip())).then(|| uuid::Uuid::new_v4().simple().to_string()))
+}
+
+/// Compares without returning early, so response times do not reveal how much of a
+/// guessed token was right.
+fn same_secret(presented: &str, expected: &str) -> bool {
+    presented.len() == expected.len()
+        && presented
+            .bytes()
+            .zip(expected.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
 impl ApiServer {
     /// Binds, creates the default namespaces, and serves in the background.
-    pub async fn start(config: Config) -> Result<RunningApiServer, Error> {
-        let listener = tokio::net::TcpListener::bind(config.listen)
+    pub async fn start(mut config: Config) -> Result<RunningApiServer, Error> {
+        if let Err(errors) = config.faults.validate() {
+            let listed: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            return Err(Error::InvalidFaults(listed.join("; ")));
+        }
+        let generated = config.token.is_none();
+        config.token = effective_token(config.listen, config.token.take());
+        if generated && config.token.is_some() {
+            tracing::warn!(
+                listen = %config.listen,
+                "listening beyond loopback without a token: generated one; clients find it in the written kubeconfig"
+            );
+        }
+        let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|source| Error::Bind {
                 addr: config.listen,
@@ -91,18 +147,7 @@ impl ApiServer {
             housekeeping_rx,
         ));
         let router = router(shared.clone());
-        let listener = listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        let shutdown = shared.shutdown.clone();
-        let task = tokio::spawn(async move {
-            let result = axum::serve(listener, router)
-                .with_graceful_shutdown(shutdown.cancelled_owned())
-                .await;
-            if let Err(err) = result {
-                tracing::error!(%err, "API server stopped with an error");
-            }
-        });
+        let task = tokio::spawn(accept_loop(listener, router, shared.clone()));
         tracing::info!(%addr, "API server listening");
         Ok(RunningApiServer {
             addr,
@@ -143,10 +188,12 @@ impl RunningApiServer {
         )
     }
 
-    /// Writes [`RunningApiServer::kubeconfig_yaml`] to a file.
+    /// Writes [`RunningApiServer::kubeconfig_yaml`] to a file readable by its owner only
+    /// (it may carry the token). The file is written beside `path` and renamed over it, so
+    /// it never exists with wider permissions, nor half written.
     pub fn write_kubeconfig(&self, path: impl AsRef<Path>) -> Result<(), Error> {
         let path = path.as_ref();
-        std::fs::write(path, self.kubeconfig_yaml()).map_err(|source| Error::Kubeconfig {
+        write_private(path, self.kubeconfig_yaml().as_bytes()).map_err(|source| Error::Kubeconfig {
             path: path.to_path_buf(),
             source,
         })
@@ -180,6 +227,106 @@ impl RunningApiServer {
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
+    }
+}
+
+/// Writes `contents` to `path` with mode 0600 set when the file is created.
+fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let file_name = path.file_name().ok_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "path names no file")
+    })?;
+    let mut temp_name = std::ffi::OsString::from(".");
+    temp_name.push(file_name);
+    temp_name.push(format!(".{}.tmp", uuid::Uuid::new_v4().simple()));
+    let temp = path.with_file_name(temp_name);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let written = options.open(&temp).and_then(|mut file| {
+        file.write_all(contents)?;
+        file.sync_all()
+    });
+    let renamed = written.and_then(|()| std::fs::rename(&temp, path));
+    if renamed.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    renamed
+}
+
+/// Accepts connections until shutdown, at most `max_connections` at once, then waits
+/// (boundedly) for the open ones to finish.
+async fn accept_loop(listener: TcpListener, router: Router, shared: Arc<Shared>) {
+    let slots = Arc::new(Semaphore::new(shared.config.max_connections.max(1)));
+    let shutdown = shared.shutdown.clone();
+    let header_read_timeout = shared.config.header_read_timeout;
+    let mut connections = JoinSet::new();
+    loop {
+        // Waiting for a slot before accepting leaves excess clients in the kernel's
+        // backlog instead of holding a task and a descriptor for each.
+        let permit = tokio::select! {
+            () = shutdown.cancelled() => break,
+            permit = slots.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+        };
+        let tcp = tokio::select! {
+            () = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _)) => tcp,
+                Err(err) => {
+                    tracing::warn!(%err, "accepting a connection failed");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                    continue;
+                }
+            },
+        };
+        while connections.try_join_next().is_some() {}
+        connections.spawn(serve_connection(
+            tcp,
+            router.clone(),
+            header_read_timeout,
+            shutdown.clone(),
+            permit,
+        ));
+    }
+    drop(listener);
+    let finished = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(SHUTDOWN_GRACE, finished)
+        .await
+        .is_err()
+    {
+        connections.abort_all();
+    }
+}
+
+async fn serve_connection(
+    tcp: TcpStream,
+    router: Router,
+    header_read_timeout: Duration,
+    shutdown: CancellationToken,
+    _slot: OwnedSemaphorePermit,
+) {
+    let _ = tcp.set_nodelay(true);
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout);
+    builder.http2().timer(TokioTimer::new());
+    let connection =
+        builder.serve_connection_with_upgrades(TokioIo::new(tcp), TowerToHyperService::new(router));
+    tokio::pin!(connection);
+    let result = tokio::select! {
+        result = connection.as_mut() => result,
+        () = shutdown.cancelled() => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(err) = result {
+        tracing::debug!(%err, "connection ended with an error");
     }
 }
 
@@ -219,7 +366,7 @@ async fn authenticate(State(shared): State<Arc<Shared>>, request: Request, next:
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim);
-        if presented != Some(token.as_str()) {
+        if !presented.is_some_and(|p| same_secret(p, token)) {
             return ApiError::unauthorized().into_response();
         }
     }
@@ -275,16 +422,28 @@ async fn get_faults(State(shared): State<Arc<Shared>>) -> Response {
     json_body(&serde_json::to_value(shared.faults.config()).unwrap_or_default())
 }
 
-async fn put_faults(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
-    match serde_json::from_slice::<FaultConfig>(&body) {
-        Ok(config) => {
-            shared.faults.set(config);
-            json_body(&serde_json::to_value(shared.faults.config()).unwrap_or_default())
-        }
+async fn put_faults(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    let limits = crate::body::Limits::of(&shared.config);
+    let body = match crate::body::read(request.into_body(), limits).await {
+        Ok(body) => body,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let config = match serde_json::from_slice::<FaultConfig>(&body) {
+        Ok(config) => config,
         Err(e) => {
-            ApiError::bad_request(format!("invalid fault configuration: {e}")).into_response()
+            return ApiError::bad_request(format!("invalid fault configuration: {e}"))
+                .into_response();
         }
+    };
+    if let Err(errors) = config.validate() {
+        let causes: Vec<Cause> = errors
+            .iter()
+            .map(|e| Cause::new(e.cause_type(), e.field(), e.detail()))
+            .collect();
+        return ApiError::invalid("fleetbench", "FaultConfig", "", &causes).into_response();
     }
+    shared.faults.set(config);
+    json_body(&serde_json::to_value(shared.faults.config()).unwrap_or_default())
 }
 
 async fn cut_watches(State(shared): State<Arc<Shared>>) -> Response {
@@ -322,5 +481,45 @@ async fn openapi_group_version(State(shared): State<Arc<Shared>>, request: Reque
     match doc {
         Some(doc) => json_body(&doc),
         None => ApiError::no_route().into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_is_generated_only_beyond_loopback() {
+        let loopback: [SocketAddr; 3] = [
+            "127.0.0.1:0".parse().unwrap(),
+            "[::1]:0".parse().unwrap(),
+            "[::ffff:127.0.0.1]:0".parse().unwrap(),
+        ];
+        for listen in loopback {
+            assert_eq!(effective_token(listen, None), None, "{listen}");
+        }
+        let exposed: [SocketAddr; 3] = [
+            "0.0.0.0:6443".parse().unwrap(),
+            "[::]:6443".parse().unwrap(),
+            "192.0.2.7:6443".parse().unwrap(),
+        ];
+        for listen in exposed {
+            let token = effective_token(listen, None).expect("generated");
+            assert_eq!(token.len(), 32);
+            assert!(token.bytes().all(|b| b.is_ascii_hexdigit()));
+            assert_ne!(Some(token), effective_token(listen, None), "random");
+            assert_eq!(
+                effective_token(listen, Some("given".into())).as_deref(),
+                Some("given")
+            );
+        }
+    }
+
+    #[test]
+    fn secrets_compare_equal_only_when_identical() {
+        assert!(same_secret("abc", "abc"));
+        assert!(!same_secret("abd", "abc"));
+        assert!(!same_secret("ab", "abc"));
+        assert!(!same_secret("", "abc"));
     }
 }

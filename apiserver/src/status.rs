@@ -210,6 +210,18 @@ impl ApiError {
         )
     }
 
+    /// 408: the request body did not arrive in time.
+    pub fn request_timeout(after: std::time::Duration) -> Self {
+        Self::new(
+            408,
+            "Timeout",
+            format!(
+                "the request body was not received within {}s",
+                after.as_secs_f64()
+            ),
+        )
+    }
+
     /// 415.
     pub fn unsupported_media_type(content_type: &str) -> Self {
         Self::new(
@@ -281,6 +293,13 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        if matches!(self.code, 408 | 413) {
+            // The rest of the body is still on the wire (or never comes): the connection
+            // cannot carry another request.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         response
     }

@@ -40,6 +40,20 @@ pub struct Config {
     pub request_log_capacity: usize,
     /// How many webhook deliveries are kept for inspection (oldest dropped first).
     pub delivery_log_capacity: usize,
+    /// The longest a client may take to send a request's headers, and the longest an idle
+    /// keep-alive connection is kept; then the connection is closed. Default 30 s.
+    pub header_read_timeout: Duration,
+    /// The longest a request body may go without sending anything (per read, not in
+    /// total, so a large push that keeps streaming is never cut). Default 60 s.
+    pub body_read_timeout: Duration,
+    /// Connections served at once; further ones wait in the listen backlog until one
+    /// closes. Default 1024.
+    pub max_connections: usize,
+    /// Whether fleetbench's extensions are served: `/api/fleetbench/...` (request log,
+    /// deliveries, faults), `/metrics`, `/healthz`, the `X-Fleetbench-Gitserver` header and
+    /// the `+fleetbench` version suffix. `false` is plain-Gitea mode (see
+    /// [`Config::plain_gitea`]). Default `true`.
+    pub extensions: bool,
 }
 
 impl Default for Config {
@@ -58,6 +72,10 @@ impl Default for Config {
             max_api_request_bytes: 64 << 20,
             request_log_capacity: 200_000,
             delivery_log_capacity: 50_000,
+            header_read_timeout: Duration::from_secs(30),
+            body_read_timeout: Duration::from_secs(60),
+            max_connections: 1024,
+            extensions: true,
         }
     }
 }
@@ -75,6 +93,15 @@ impl Config {
     pub fn with_credentials(mut self, credentials: Credentials) -> Self {
         self.user = credentials.user;
         self.password = credentials.password;
+        self
+    }
+
+    /// Plain-Gitea mode: with `true` the server offers only what a real Gitea 1.22 offers
+    /// on the wire (its REST subset, git over smart HTTP, webhooks) and none of fleetbench's
+    /// extensions, which answer 404 as unknown paths do on Gitea. This is what proves the
+    /// harness works against a real Gitea without running one.
+    pub fn plain_gitea(mut self, plain: bool) -> Self {
+        self.extensions = !plain;
         self
     }
 
@@ -178,5 +205,17 @@ mod tests {
     #[test]
     fn default_listens_on_loopback() {
         assert!(Config::default().listen.ip().is_loopback());
+    }
+
+    #[test]
+    fn plain_gitea_turns_extensions_off_and_back_on() {
+        assert!(Config::default().extensions);
+        assert!(!Config::default().plain_gitea(true).extensions);
+        assert!(
+            Config::default()
+                .plain_gitea(true)
+                .plain_gitea(false)
+                .extensions
+        );
     }
 }

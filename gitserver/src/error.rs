@@ -47,6 +47,9 @@ pub enum Error {
     /// A repository name (`owner/name`) was malformed or names no repository.
     #[error("unknown or invalid repository {0:?}")]
     UnknownRepository(String),
+    /// A fault's values are out of bounds (a delay over an hour).
+    #[error("invalid fault: {0}")]
+    InvalidFault(#[from] crate::faults::FaultError),
     /// An HTTP client for webhook delivery could not be built.
     #[error("cannot build the webhook HTTP client: {0}")]
     HttpClient(#[from] reqwest::Error),

@@ -14,26 +14,83 @@ use serde::{Deserialize, Serialize};
 
 use crate::names::RepoPath;
 
+/// The longest delay a `delay` fault may impose: an hour is far beyond any suite's need,
+/// and a bound keeps a typo (or `u64::MAX`) from parking requests forever.
+pub const MAX_FAULT_DELAY: Duration = Duration::from_secs(3600);
+
 /// What happens to requests for a faulted repository.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "mode", rename_all = "lowercase")]
+#[serde(tag = "mode", rename_all = "lowercase", try_from = "UncheckedFault")]
 pub enum Fault {
     /// Answer 503 Service Unavailable (git and REST).
     Refuse,
     /// Wait `delay_ms` before serving each request.
     Delay {
-        /// The wait, in milliseconds.
+        /// The wait, in milliseconds (at most [`MAX_FAULT_DELAY`]).
         delay_ms: u64,
     },
     /// Answer 404 as if the repository did not exist; it comes back intact when cleared.
     Missing,
 }
 
+/// Why a fault was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FaultError {
+    /// A delay longer than [`MAX_FAULT_DELAY`].
+    #[error("delay_ms {delay_ms} is more than the limit of {} ms", MAX_FAULT_DELAY.as_millis())]
+    DelayTooLong {
+        /// The delay asked for.
+        delay_ms: u64,
+    },
+}
+
+/// The wire form, decoded before its values are checked.
+#[derive(Deserialize)]
+#[serde(tag = "mode", rename_all = "lowercase")]
+enum UncheckedFault {
+    Refuse,
+    Delay { delay_ms: u64 },
+    Missing,
+}
+
+impl TryFrom<UncheckedFault> for Fault {
+    type Error = FaultError;
+
+    fn try_from(raw: UncheckedFault) -> Result<Self, FaultError> {
+        let fault = match raw {
+            UncheckedFault::Refuse => Self::Refuse,
+            UncheckedFault::Delay { delay_ms } => Self::Delay { delay_ms },
+            UncheckedFault::Missing => Self::Missing,
+        };
+        fault.validate()?;
+        Ok(fault)
+    }
+}
+
 impl Fault {
-    /// A delay fault.
+    /// A delay fault; delays over [`MAX_FAULT_DELAY`] are cut to it.
     pub fn delay(delay: Duration) -> Self {
         Self::Delay {
-            delay_ms: u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+            delay_ms: u64::try_from(delay.min(MAX_FAULT_DELAY).as_millis()).unwrap_or(u64::MAX),
+        }
+    }
+
+    /// Checks the fault's values against their bounds (decoding does this too).
+    pub fn validate(&self) -> Result<(), FaultError> {
+        match *self {
+            Self::Delay { delay_ms } if u128::from(delay_ms) > MAX_FAULT_DELAY.as_millis() => {
+                Err(FaultError::DelayTooLong { delay_ms })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// How long a request waits under this fault (zero for other modes), never more than
+    /// [`MAX_FAULT_DELAY`] even for a value built in-process without [`Fault::validate`].
+    pub(crate) fn wait(&self) -> Duration {
+        match *self {
+            Self::Delay { delay_ms } => Duration::from_millis(delay_ms).min(MAX_FAULT_DELAY),
+            _ => Duration::ZERO,
         }
     }
 }
@@ -60,8 +117,9 @@ impl FaultHandle {
         self.faults.write().insert(repo.key(), fault);
     }
 
-    /// Sets a fault by `owner/name`.
+    /// Sets a fault by `owner/name`; refuses a malformed name or an out-of-bounds fault.
     pub fn set_by_name(&self, full_name: &str, fault: Fault) -> Result<(), crate::Error> {
+        fault.validate()?;
         let path = RepoPath::parse(full_name)
             .map_err(|_| crate::Error::UnknownRepository(full_name.to_owned()))?;
         self.set(&path, fault);
@@ -138,5 +196,36 @@ mod tests {
         })
         .unwrap();
         assert_eq!(listed, serde_json::json!({"repo": "o/r", "mode": "refuse"}));
+    }
+
+    #[test]
+    fn delays_are_bounded_when_decoded_set_and_applied() {
+        let hour = MAX_FAULT_DELAY.as_millis();
+        let ok: Fault =
+            serde_json::from_str(&format!(r#"{{"mode":"delay","delay_ms":{hour}}}"#)).unwrap();
+        assert_eq!(ok.wait(), MAX_FAULT_DELAY);
+        let too_long = format!(r#"{{"mode":"delay","delay_ms":{}}}"#, hour + 1);
+        let err = serde_json::from_str::<Fault>(&too_long).unwrap_err();
+        assert!(err.to_string().contains("limit"), "{err}");
+        assert!(
+            serde_json::from_str::<Fault>(&format!(
+                r#"{{"mode":"delay","delay_ms":{}}}"#,
+                u64::MAX
+            ))
+            .is_err()
+        );
+        assert_eq!(
+            Fault::delay(Duration::MAX),
+            Fault::Delay {
+                delay_ms: u64::try_from(hour).unwrap()
+            }
+        );
+        let handle = FaultHandle::default();
+        assert!(matches!(
+            handle.set_by_name("o/r", Fault::Delay { delay_ms: u64::MAX }),
+            Err(crate::Error::InvalidFault(FaultError::DelayTooLong { .. }))
+        ));
+        assert!(handle.list().is_empty());
+        assert_eq!(Fault::Delay { delay_ms: u64::MAX }.wait(), MAX_FAULT_DELAY);
     }
 }

@@ -87,6 +87,13 @@ fn signature<'a>(person: &Person, time: jiff::Timestamp) -> Result<Signature<'a>
     )
 }
 
+/// Checks that `person` can sign a commit (libgit2 refuses angle brackets, NUL and names
+/// that are empty once trimmed), so a request is refused with 422 rather than failing
+/// halfway through the commit.
+pub(crate) fn check_person(person: &Person) -> Result<(), git2::Error> {
+    signature(person, jiff::Timestamp::UNIX_EPOCH).map(drop)
+}
+
 /// Makes the first commit of an empty repository, on `branch`, with `files`.
 pub(crate) fn initial_commit(
     repo: &Repository,
@@ -378,9 +385,9 @@ pub(crate) enum ChangeFilesError {
     /// `new_branch` exists already (422).
     #[error("branch already exists [name: {0}]")]
     BranchExists(String),
-    /// A branch name is not a valid git ref name (422).
-    #[error("invalid branch name {0:?}")]
-    InvalidBranch(String),
+    /// A branch name is not a valid git branch name (422).
+    #[error("{0}")]
+    InvalidBranch(#[from] crate::names::BranchNameError),
     /// `create` of a path that exists (422).
     #[error("repository file already exists [path: {0}]")]
     FileExists(String),
@@ -398,6 +405,25 @@ pub(crate) enum ChangeFilesError {
     /// A path is empty, absolute after cleaning, or goes through `..` or `.git` (422).
     #[error("path is invalid [path: {0}]")]
     InvalidPath(String),
+    /// A path, or one of its components, is longer than the limits (422).
+    #[error(
+        "path is too long [path: {path}]: at most {MAX_PATH_COMPONENT} bytes a component and {MAX_PATH} in all"
+    )]
+    PathTooLong {
+        /// The path's first 100 characters.
+        path: String,
+    },
+    /// Two files of one request are the same path, or one is inside the other (422).
+    #[error("paths overlap in one request [path: {0}]")]
+    OverlappingPaths(String),
+    /// The path would need a file to be a directory, or a directory to be a file (409).
+    #[error("path conflicts with the tree [path: {path}]: {reason}")]
+    PathConflict {
+        /// The path.
+        path: String,
+        /// What is in the way.
+        reason: &'static str,
+    },
     /// No files were given (422).
     #[error("no files to change")]
     NoFiles,
@@ -409,10 +435,23 @@ pub(crate) enum ChangeFilesError {
     Git(#[from] git2::Error),
 }
 
+/// The longest path component accepted, in bytes (`NAME_MAX` of common file systems, so
+/// a clone can check the file out).
+pub(crate) const MAX_PATH_COMPONENT: usize = 255;
+/// The longest path accepted, in bytes (`PATH_MAX` on Linux).
+pub(crate) const MAX_PATH: usize = 4096;
+
 /// Cleans a repository path as Gitea does (`a//b/./c` → `a/b/c`, no leading `/`) and
-/// refuses the ones that could escape the tree or write git's own files.
+/// refuses the ones that could escape the tree, write git's own files, or could not be
+/// checked out (components over 255 bytes, paths over 4096).
 pub(crate) fn clean_tree_path(raw: &str) -> Result<String, ChangeFilesError> {
-    let invalid = || ChangeFilesError::InvalidPath(raw.to_owned());
+    let invalid = || ChangeFilesError::InvalidPath(raw.chars().take(100).collect());
+    let too_long = || ChangeFilesError::PathTooLong {
+        path: raw.chars().take(100).collect(),
+    };
+    if raw.len() > MAX_PATH {
+        return Err(too_long());
+    }
     if raw.contains('\0') || raw.contains('\\') {
         return Err(invalid());
     }
@@ -422,6 +461,7 @@ pub(crate) fn clean_tree_path(raw: &str) -> Result<String, ChangeFilesError> {
             "" | "." => {}
             ".." => return Err(invalid()),
             part if part.eq_ignore_ascii_case(".git") => return Err(invalid()),
+            part if part.len() > MAX_PATH_COMPONENT => return Err(too_long()),
             part => parts.push(part),
         }
     }
@@ -429,6 +469,65 @@ pub(crate) fn clean_tree_path(raw: &str) -> Result<String, ChangeFilesError> {
         return Err(invalid());
     }
     Ok(parts.join("/"))
+}
+
+/// Whether `inner` is `outer` or lies inside it (`a/b` is inside `a`, `ab` is not).
+fn path_within(inner: &str, outer: &str) -> bool {
+    inner == outer
+        || inner
+            .strip_prefix(outer)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// Refuses requests whose paths collide with each other: the same path twice, or one file
+/// inside another. Applied in order, such a request is ambiguous; libgit2 would fail on it
+/// halfway through building the tree.
+pub(crate) fn check_overlaps(files: &[FileChange]) -> Result<(), ChangeFilesError> {
+    let mut seen: Vec<&str> = Vec::with_capacity(files.len() * 2);
+    for file in files {
+        let moved = file.from_path.as_deref().filter(|from| *from != file.path);
+        for path in std::iter::once(file.path.as_str()).chain(moved) {
+            if let Some(other) = seen
+                .iter()
+                .find(|other| path_within(path, other) || path_within(other, path))
+            {
+                let shorter = if other.len() < path.len() {
+                    other
+                } else {
+                    path
+                };
+                return Err(ChangeFilesError::OverlappingPaths(shorter.to_owned()));
+            }
+        }
+        seen.push(file.path.as_str());
+        seen.extend(moved);
+    }
+    Ok(())
+}
+
+/// Refuses a path that cannot become a file in `tree`: one of its parent directories is a
+/// file (`a/b` when `a` is a file), or it is itself a directory.
+fn check_file_slot(tree: &git2::Tree<'_>, path: &str) -> Result<(), ChangeFilesError> {
+    let conflict = |reason| ChangeFilesError::PathConflict {
+        path: path.to_owned(),
+        reason,
+    };
+    let mut end = 0;
+    while let Some(offset) = path[end..].find('/') {
+        end += offset;
+        if let Ok(entry) = tree.get_path(Path::new(&path[..end]))
+            && entry.kind() != Some(ObjectType::Tree)
+        {
+            return Err(conflict("a parent directory is a file"));
+        }
+        end += 1;
+    }
+    if let Ok(entry) = tree.get_path(Path::new(path))
+        && entry.kind() != Some(ObjectType::Blob)
+    {
+        return Err(conflict("it is a directory or a submodule, not a file"));
+    }
+    Ok(())
 }
 
 /// Gitea's generated message: `Add a, b`, `Update c`, `Delete d`, one line each.
@@ -455,11 +554,8 @@ pub(crate) fn default_message(files: &[FileChange]) -> String {
 }
 
 fn check_branch_name(name: &str) -> Result<(), ChangeFilesError> {
-    if git2::Reference::is_valid_name(&format!("refs/heads/{name}")) {
-        Ok(())
-    } else {
-        Err(ChangeFilesError::InvalidBranch(name.to_owned()))
-    }
+    crate::names::validate_branch(name)?;
+    Ok(())
 }
 
 fn check_sha(given: Option<&String>, current: Oid) -> Result<(), ChangeFilesError> {
@@ -514,9 +610,14 @@ pub(crate) fn change_files(
         None => repo.find_tree(repo.treebuilder(None)?.write()?)?,
     };
 
+    check_overlaps(&spec.files)?;
     let mut update = git2::build::TreeUpdateBuilder::new();
     let mut written = Vec::with_capacity(spec.files.len());
     for file in &spec.files {
+        check_file_slot(&base_tree, &file.path)?;
+        if let Some(from) = &file.from_path {
+            check_file_slot(&base_tree, from)?;
+        }
         let existing = base_tree.get_path(Path::new(&file.path)).ok();
         match file.operation {
             FileOperation::Create => {
@@ -529,6 +630,9 @@ pub(crate) fn change_files(
             }
             FileOperation::Update => {
                 let from = file.from_path.as_deref().unwrap_or(&file.path);
+                if from != file.path && existing.is_some() {
+                    return Err(ChangeFilesError::FileExists(file.path.clone()));
+                }
                 let entry = if from == file.path {
                     existing
                 } else {

@@ -29,6 +29,7 @@ mod auth;
 mod cgi;
 mod extensions;
 mod gitops;
+mod listener;
 mod metrics;
 mod push;
 mod smart_http;
@@ -37,7 +38,7 @@ mod tls;
 
 pub use config::{Config, Credentials, WebhookSettings};
 pub use error::Error;
-pub use faults::{Fault, FaultHandle};
+pub use faults::{Fault, FaultError, FaultHandle, MAX_FAULT_DELAY};
 pub use request_log::{GitService, RequestFilter, RequestLog, RequestLogEntry};
 pub use server::{GitServer, RunningGitServer};
 pub use webhook::{Delivery, DeliveryLog};

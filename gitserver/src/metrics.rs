@@ -5,6 +5,11 @@
 //! and a handful of codes that is a few thousand series, which Prometheus handles easily.
 //! A deployment with tens of thousands of repositories would want the per-repository
 //! request log instead of this label.
+//!
+//! Repository names are private information for private repositories (Gitea answers 404 to
+//! anonymous users who name one), so anonymous scrapers get a second view in which every
+//! repository that was not public when the request was served, including names that name
+//! no repository at all, is counted under one `repo="(hidden)"` label.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -42,11 +47,17 @@ fn duration_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.001, 2.0, 16))
 }
 
+/// The `repo` label anonymous readers see for repositories they may not see.
+pub(crate) const HIDDEN_REPO: &str = "(hidden)";
+
 /// The server's metrics.
 #[derive(Debug)]
 pub(crate) struct Metrics {
     registry: Registry,
+    /// The same metrics with private repositories' names summed under [`HIDDEN_REPO`].
+    public_registry: Registry,
     requests: Family<RequestLabels, Counter>,
+    public_requests: Family<RequestLabels, Counter>,
     request_duration: HistogramFamily,
     webhook_deliveries: Family<ResultLabels, Counter>,
     pushes: Family<SourceLabels, Counter>,
@@ -55,40 +66,49 @@ pub(crate) struct Metrics {
 
 impl Metrics {
     pub(crate) fn new() -> Self {
-        let mut registry = Registry::default();
         let requests = Family::<RequestLabels, Counter>::default();
-        registry.register(
-            "gitserver_requests",
-            "Git smart HTTP requests by repository, service and HTTP status code",
-            requests.clone(),
-        );
+        let public_requests = Family::<RequestLabels, Counter>::default();
         let request_duration: HistogramFamily = Family::new_with_constructor(duration_histogram);
-        registry.register(
-            "gitserver_request_duration_seconds",
-            "Git smart HTTP request duration, arrival to the end of git http-backend",
-            request_duration.clone(),
-        );
         let webhook_deliveries = Family::<ResultLabels, Counter>::default();
-        registry.register(
-            "gitserver_webhook_deliveries",
-            "Webhook deliveries by final result (success, failure)",
-            webhook_deliveries.clone(),
-        );
         let pushes = Family::<SourceLabels, Counter>::default();
-        registry.register(
-            "gitserver_ref_updates",
-            "Branch and tag updates by source (git push, api commit)",
-            pushes.clone(),
-        );
         let repositories = Gauge::default();
-        registry.register(
-            "gitserver_repositories",
-            "Repositories served",
-            repositories.clone(),
-        );
+        // Both registries hold the same shared metrics except the per-repository counter.
+        let build = |requests: &Family<RequestLabels, Counter>| {
+            let mut registry = Registry::default();
+            registry.register(
+                "gitserver_requests",
+                "Git smart HTTP requests by repository, service and HTTP status code",
+                requests.clone(),
+            );
+            registry.register(
+                "gitserver_request_duration_seconds",
+                "Git smart HTTP request duration, arrival to the end of git http-backend",
+                request_duration.clone(),
+            );
+            registry.register(
+                "gitserver_webhook_deliveries",
+                "Webhook deliveries by final result (success, failure)",
+                webhook_deliveries.clone(),
+            );
+            registry.register(
+                "gitserver_ref_updates",
+                "Branch and tag updates by source (git push, api commit)",
+                pushes.clone(),
+            );
+            registry.register(
+                "gitserver_repositories",
+                "Repositories served",
+                repositories.clone(),
+            );
+            registry
+        };
+        let registry = build(&requests);
+        let public_registry = build(&public_requests);
         Self {
             registry,
+            public_registry,
             requests,
+            public_requests,
             request_duration,
             webhook_deliveries,
             pushes,
@@ -96,14 +116,25 @@ impl Metrics {
         }
     }
 
-    pub(crate) fn observe_request(&self, repo: &str, service: &str, code: u16, seconds: f64) {
-        self.requests
-            .get_or_create(&RequestLabels {
-                repo: repo.to_owned(),
-                service: service.to_owned(),
-                code: code.to_string(),
-            })
-            .inc();
+    /// Counts one git request; `public` says whether anonymous readers may see `repo`.
+    pub(crate) fn observe_request(
+        &self,
+        repo: &str,
+        service: &str,
+        code: u16,
+        seconds: f64,
+        public: bool,
+    ) {
+        let mut labels = RequestLabels {
+            repo: repo.to_owned(),
+            service: service.to_owned(),
+            code: code.to_string(),
+        };
+        self.requests.get_or_create(&labels).inc();
+        if !public {
+            HIDDEN_REPO.clone_into(&mut labels.repo);
+        }
+        self.public_requests.get_or_create(&labels).inc();
         self.request_duration
             .get_or_create(&ServiceLabels {
                 service: service.to_owned(),
@@ -133,10 +164,16 @@ impl Metrics {
             .set(i64::try_from(count).unwrap_or(i64::MAX));
     }
 
-    /// The Prometheus text exposition.
-    pub(crate) fn encode(&self) -> String {
+    /// The Prometheus text exposition: `full` for a signed-in reader, else the view with
+    /// non-public repositories hidden.
+    pub(crate) fn encode(&self, full: bool) -> String {
+        let registry = if full {
+            &self.registry
+        } else {
+            &self.public_registry
+        };
         let mut out = String::new();
-        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+        if prometheus_client::encoding::text::encode(&mut out, registry).is_err() {
             out.clear();
         }
         out
@@ -150,15 +187,35 @@ mod tests {
     #[test]
     fn counters_are_exposed_with_their_labels() {
         let metrics = Metrics::new();
-        metrics.observe_request("o/r", "upload-pack-advertisement", 200, 0.01);
-        metrics.observe_request("o/r", "upload-pack-advertisement", 200, 0.01);
+        metrics.observe_request("o/r", "upload-pack-advertisement", 200, 0.01, true);
+        metrics.observe_request("o/r", "upload-pack-advertisement", 200, 0.01, true);
         metrics.observe_delivery(true);
         metrics.set_repositories(3);
-        let text = metrics.encode();
-        assert!(text.contains(
-            r#"gitserver_requests_total{repo="o/r",service="upload-pack-advertisement",code="200"} 2"#
-        ), "{text}");
-        assert!(text.contains(r#"gitserver_webhook_deliveries_total{result="success"} 1"#));
-        assert!(text.contains("gitserver_repositories 3"));
+        for full in [true, false] {
+            let text = metrics.encode(full);
+            assert!(text.contains(
+                r#"gitserver_requests_total{repo="o/r",service="upload-pack-advertisement",code="200"} 2"#
+            ), "{text}");
+            assert!(text.contains(r#"gitserver_webhook_deliveries_total{result="success"} 1"#));
+            assert!(text.contains("gitserver_repositories 3"));
+        }
+    }
+
+    #[test]
+    fn private_repositories_are_summed_for_anonymous_readers() {
+        let metrics = Metrics::new();
+        metrics.observe_request("o/secret-a", "upload-pack", 200, 0.01, false);
+        metrics.observe_request("o/secret-b", "upload-pack", 200, 0.01, false);
+        let anonymous = metrics.encode(false);
+        assert!(!anonymous.contains("secret"), "{anonymous}");
+        assert!(
+            anonymous.contains(
+                r#"gitserver_requests_total{repo="(hidden)",service="upload-pack",code="200"} 2"#
+            ),
+            "{anonymous}"
+        );
+        let full = metrics.encode(true);
+        assert!(full.contains(r#"repo="o/secret-a""#), "{full}");
+        assert!(!full.contains("(hidden)"), "{full}");
     }
 }

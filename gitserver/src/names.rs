@@ -159,6 +159,88 @@ pub fn validate_owner(name: &str) -> Result<(), NameError> {
     check_suffixes(name, RESERVED_OWNER_SUFFIXES)
 }
 
+/// Why a branch name was refused (answered with 422).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BranchNameError {
+    /// The name is empty.
+    #[error("branch name must not be empty")]
+    Empty,
+    /// The name is longer than Gitea's `MaxSize(100)` on branch names.
+    #[error("branch name is longer than {max} characters")]
+    TooLong {
+        /// The limit.
+        max: usize,
+    },
+    /// The name breaks one of git's ref-name rules (`git check-ref-format --branch`).
+    #[error("branch name {name:?} is not a valid git branch name: {rule}")]
+    Invalid {
+        /// The name (control characters escaped by `Debug`).
+        name: String,
+        /// The rule it breaks.
+        rule: &'static str,
+    },
+}
+
+/// Gitea's `MaxSize(100)` on branch names in requests (`branch`, `new_branch`,
+/// `default_branch`).
+pub const MAX_BRANCH_NAME: usize = 100;
+
+/// Checks a branch name as `git check-ref-format --branch` does, plus Gitea's length limit.
+///
+/// Request bodies name branches that become files under `refs/heads/` and arguments to git,
+/// so this is both a compatibility check and what keeps `--orphan`-style option injection and
+/// lock-file names out. The one deliberate difference from git: `@` alone is refused (git
+/// reads it as `HEAD` in most commands, so a branch of that name is a trap).
+pub fn validate_branch(name: &str) -> Result<(), BranchNameError> {
+    let invalid = |rule: &'static str| BranchNameError::Invalid {
+        name: name.to_owned(),
+        rule,
+    };
+    if name.is_empty() {
+        return Err(BranchNameError::Empty);
+    }
+    if name.chars().count() > MAX_BRANCH_NAME {
+        return Err(BranchNameError::TooLong {
+            max: MAX_BRANCH_NAME,
+        });
+    }
+    if name.starts_with('-') {
+        return Err(invalid("it must not start with '-'"));
+    }
+    if name == "HEAD" || name == "@" {
+        return Err(invalid("HEAD and @ are reserved"));
+    }
+    if let Some(c) = name.chars().find(|&c| {
+        c.is_ascii_control() || matches!(c, ' ' | '~' | '^' | ':' | '?' | '*' | '[' | '\\')
+    }) {
+        return Err(match c {
+            c if c.is_ascii_control() => invalid("no control characters"),
+            _ => invalid("none of ' ', '~', '^', ':', '?', '*', '[', '\\'"),
+        });
+    }
+    if name.contains("..") {
+        return Err(invalid("no '..'"));
+    }
+    if name.contains("@{") {
+        return Err(invalid("no '@{'"));
+    }
+    if name.starts_with('/') || name.ends_with('/') || name.contains("//") {
+        return Err(invalid("no leading, trailing or doubled '/'"));
+    }
+    if name.ends_with('.') {
+        return Err(invalid("it must not end with '.'"));
+    }
+    for component in name.split('/') {
+        if component.starts_with('.') {
+            return Err(invalid("no component may start with '.'"));
+        }
+        if component.ends_with(".lock") {
+            return Err(invalid("no component may end with '.lock'"));
+        }
+    }
+    Ok(())
+}
+
 /// A validated `owner/name` pair, as a repository is addressed.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RepoPath {
@@ -240,6 +322,80 @@ mod tests {
             "k.keys",
         ] {
             assert!(validate_owner(bad).is_err(), "{bad}");
+        }
+    }
+
+    /// Names `git check-ref-format --branch` accepts or refuses (checked against git 2.47).
+    const BRANCH_CORPUS: &[(&str, bool)] = &[
+        ("main", true),
+        ("feature/x", true),
+        ("release-1.0", true),
+        ("a@b", true),
+        ("@x", true),
+        ("x@", true),
+        ("a/@/b", true),
+        ("ü", true),
+        ("refs/heads/x", true),
+        ("HEADx", true),
+        ("x/HEAD", true),
+        ("a.b", true),
+        ("HEAD", false),
+        ("-x", false),
+        ("--orphan", false),
+        ("a.lock", false),
+        ("a/b.lock/c", false),
+        (".lock", false),
+        (".a", false),
+        ("a/.b", false),
+        ("a/./b", false),
+        ("a..b", false),
+        ("a@{b", false),
+        ("a.", false),
+        ("a/", false),
+        ("/a", false),
+        ("a//b", false),
+        ("a b", false),
+        ("a~b", false),
+        ("a^", false),
+        ("a:b", false),
+        ("a?", false),
+        ("a*", false),
+        ("a[", false),
+        ("a\\b", false),
+        ("a\tb", false),
+        ("a\u{7f}b", false),
+        ("", false),
+    ];
+
+    #[test]
+    fn branch_names_follow_git_check_ref_format() {
+        for (name, valid) in BRANCH_CORPUS {
+            assert_eq!(validate_branch(name).is_ok(), *valid, "{name:?}");
+        }
+        assert!(
+            validate_branch("@").is_err(),
+            "refused although git allows it"
+        );
+        assert!(validate_branch(&"b".repeat(MAX_BRANCH_NAME)).is_ok());
+        assert_eq!(
+            validate_branch(&"b".repeat(MAX_BRANCH_NAME + 1)),
+            Err(BranchNameError::TooLong {
+                max: MAX_BRANCH_NAME
+            })
+        );
+    }
+
+    #[test]
+    fn branch_corpus_agrees_with_the_git_cli() {
+        // The corpus above is what the validator is held to; this keeps the corpus honest.
+        for (name, valid) in BRANCH_CORPUS.iter().filter(|(n, _)| !n.is_empty()) {
+            let status = std::process::Command::new("git")
+                .args(["check-ref-format", "--branch", name])
+                .env("GIT_CONFIG_NOSYSTEM", "1")
+                .current_dir(std::env::temp_dir())
+                .output()
+                .expect("git runs");
+            assert_eq!(status.status.success(), *valid, "git on {name:?}");
         }
     }
 

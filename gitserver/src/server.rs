@@ -15,7 +15,6 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::HeaderValue;
 use axum::response::IntoResponse as _;
-use axum::serve::ListenerExt as _;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -23,6 +22,7 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::faults::FaultHandle;
 use crate::forge::{Auth, ForgeClient};
+use crate::listener::ConnectionLimits;
 use crate::metrics::Metrics;
 use crate::request_log::RequestLog;
 use crate::store::Store;
@@ -126,26 +126,19 @@ impl GitServer {
             config: Arc::new(config.clone()),
         });
 
-        let router = router(state.clone(), config.max_api_request_bytes);
+        let router = router(state.clone(), &config);
         let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
-        // Git's responses are streamed in small writes (CGI head, pkt-lines); without
-        // TCP_NODELAY, Nagle's algorithm and the client's delayed ACK add ~40 ms to each.
-        let listener = listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-            }
-        });
-        let server_task = tokio::spawn(async move {
-            let service = router.into_make_service_with_connect_info::<SocketAddr>();
-            let result = axum::serve(listener, service)
-                .with_graceful_shutdown(async move {
-                    let _ = shutdown_rx.await;
-                })
-                .await;
-            if let Err(e) = result {
-                tracing::error!(error = %e, "git server stopped with an error");
-            }
-        });
+        let limits = ConnectionLimits {
+            header_read_timeout: config.header_read_timeout,
+            body_read_timeout: config.body_read_timeout,
+            max_connections: config.max_connections,
+        };
+        let server_task = tokio::spawn(crate::listener::serve(
+            listener,
+            router,
+            limits,
+            shutdown_rx,
+        ));
         tracing::info!(%addr, url = %base_url, data_dir = %config.data_dir.display(), "git server listening");
         Ok(RunningGitServer {
             addr,
@@ -162,18 +155,28 @@ impl GitServer {
     }
 }
 
-fn router(state: SharedState, max_api_bytes: usize) -> Router {
-    let api = crate::api::router()
-        .merge(crate::extensions::router())
-        .layer(DefaultBodyLimit::max(max_api_bytes));
-    Router::new()
-        .route("/healthz", axum::routing::get(|| async { "ok" }))
-        .route("/metrics", axum::routing::get(metrics))
+fn router(state: SharedState, config: &Config) -> Router {
+    let mut api = crate::api::router();
+    if config.extensions {
+        api = api.merge(crate::extensions::router());
+    }
+    let api = api.layer(DefaultBodyLimit::max(config.max_api_request_bytes));
+    let mut router = Router::new();
+    if config.extensions {
+        router = router
+            .route("/healthz", axum::routing::get(|| async { "ok" }))
+            .route("/metrics", axum::routing::get(metrics));
+    }
+    let router = router
         .merge(api)
         .merge(crate::smart_http::router())
-        .fallback(|| async { (http::StatusCode::NOT_FOUND, "Not found\n").into_response() })
-        .layer(axum::middleware::map_response(mark_response))
-        .with_state(state)
+        .fallback(|| async { (http::StatusCode::NOT_FOUND, "Not found\n").into_response() });
+    let router = if config.extensions {
+        router.layer(axum::middleware::map_response(mark_response))
+    } else {
+        router
+    };
+    router.with_state(state)
 }
 
 async fn mark_response(mut response: axum::response::Response) -> axum::response::Response {
@@ -184,16 +187,28 @@ async fn mark_response(mut response: axum::response::Response) -> axum::response
     response
 }
 
+/// `/metrics`: everything for a signed-in reader; for an anonymous one, private (and
+/// unknown) repositories' counters are summed under one `repo="(hidden)"` label, as Gitea
+/// hides private repositories from anonymous users everywhere else.
 async fn metrics(
     axum::extract::State(state): axum::extract::State<SharedState>,
+    headers: http::HeaderMap,
+    uri: http::Uri,
 ) -> axum::response::Response {
+    let full = match crate::auth::authenticate(&state.store, &headers, uri.query()).0 {
+        crate::auth::Authenticated::User(_) => true,
+        crate::auth::Authenticated::Anonymous => false,
+        crate::auth::Authenticated::Invalid(reason) => {
+            return (http::StatusCode::UNAUTHORIZED, format!("{reason}\n")).into_response();
+        }
+    };
     state.metrics.set_repositories(state.store.repo_count());
     (
         [(
             http::header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        state.metrics.encode(),
+        state.metrics.encode(full),
     )
         .into_response()
 }
@@ -305,6 +320,11 @@ impl RunningGitServer {
     /// The webhook deliveries made so far (shared with the server).
     pub fn deliveries(&self) -> DeliveryLog {
         self.state.deliveries.clone()
+    }
+
+    /// Whether fleetbench's extensions are served (`false` in plain-Gitea mode).
+    pub fn extensions_enabled(&self) -> bool {
+        self.state.config.extensions
     }
 
     /// A forge client authenticated with the user's token.

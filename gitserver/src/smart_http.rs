@@ -168,8 +168,21 @@ fn finish_early(
         entry.service.as_str(),
         status,
         entry.duration_ms / 1000.0,
+        is_public(state, &entry.repo),
     );
     response
+}
+
+/// Whether anonymous users may see `key` (`owner/name`): it exists, is public and is not
+/// hidden by a `missing` fault.
+fn is_public(state: &SharedState, key: &str) -> bool {
+    if matches!(state.faults.get_key(key), Some(Fault::Missing)) {
+        return false;
+    }
+    RepoPath::parse(key)
+        .ok()
+        .and_then(|path| state.store.repo(&path))
+        .is_some_and(|handle| !handle.is_private())
 }
 
 async fn serve(
@@ -207,8 +220,8 @@ async fn serve(
             let response = plain(StatusCode::NOT_FOUND, "Repository not found");
             return finish_early(&state, pending, Outcome::NotFound, response);
         }
-        Some(Fault::Delay { delay_ms }) => {
-            tokio::time::sleep(std::time::Duration::from_millis(delay_ms)).await;
+        Some(delay @ Fault::Delay { .. }) => {
+            tokio::time::sleep(delay.wait()).await;
         }
         None => {}
     }
@@ -341,6 +354,7 @@ async fn serve(
             entry.service.as_str(),
             entry.status,
             entry.duration_ms / 1000.0,
+            !handle.is_private(),
         );
         if let Some((guard, before)) = push_guard {
             after_push(&completion_state, &handle, before, guard, &pusher).await;

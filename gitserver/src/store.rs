@@ -12,6 +12,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io::Write as _;
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -28,6 +29,11 @@ pub(crate) const SERVER_META_FILE: &str = "fleetbench-server.json";
 /// Per-repository metadata, inside each bare repository (git ignores unknown files there,
 /// and `git http-backend` serves only git's own paths, so secrets are not exposed).
 pub(crate) const REPO_META_FILE: &str = "fleetbench.json";
+/// Files holding secrets (tokens, hook secrets): read and written by the owner only.
+const SECRET_FILE_MODE: u32 = 0o600;
+/// Directories the server creates (the data directory, owners, `.tmp`): owner only, since
+/// every repository directory below holds a metadata file with hook secrets.
+const PRIVATE_DIR_MODE: u32 = 0o700;
 const TMP_DIR: &str = ".tmp";
 const TRASH_DIR: &str = ".trash";
 
@@ -258,7 +264,7 @@ impl Store {
             path: root.to_path_buf(),
             source,
         };
-        fs::create_dir_all(root).map_err(data_dir_error)?;
+        create_private_dir(root).map_err(data_dir_error)?;
         // Leftovers of creations and deletions cut short by a crash.
         for leftover in [TMP_DIR, TRASH_DIR] {
             let dir = root.join(leftover);
@@ -290,6 +296,10 @@ impl Store {
             .next_id
             .store((max_id + 1).max(persisted_next), Ordering::SeqCst);
         store.assign_missing_ids().map_err(|e| Error::Metadata {
+            path: root.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        store.tighten_permissions().map_err(|e| Error::Metadata {
             path: root.to_path_buf(),
             message: e.to_string(),
         })?;
@@ -455,6 +465,21 @@ impl Store {
             created_at: now_rfc3339(),
             ..OrgMeta::default()
         });
+        Ok(())
+    }
+
+    /// Rewrites metadata files that others can read (left by an earlier version): the
+    /// rewrite creates a new owner-only file and renames it over the old one.
+    fn tighten_permissions(&self) -> Result<(), StoreError> {
+        for handle in self.repos() {
+            if readable_by_others(&handle.path.join(REPO_META_FILE)) {
+                handle.update_meta(|_| ())?;
+            }
+        }
+        if readable_by_others(&self.root.join(SERVER_META_FILE)) {
+            let mut server = self.server.lock();
+            self.persist_server(&mut server)?;
+        }
         Ok(())
     }
 
@@ -664,7 +689,7 @@ impl Store {
         key: &str,
     ) -> Result<Arc<RepoHandle>, StoreError> {
         let tmp_root = self.root.join(TMP_DIR);
-        fs::create_dir_all(&tmp_root).map_err(StoreError::io("creating .tmp"))?;
+        create_private_dir(&tmp_root).map_err(StoreError::io("creating .tmp"))?;
         let tmp_path = tmp_root.join(format!("{}.git", uuid::Uuid::new_v4().simple()));
         let built = (|| {
             let git = gitops::init_bare(&tmp_path, &new.default_branch)?;
@@ -693,7 +718,7 @@ impl Store {
                 hooks: Vec::new(),
             };
             write_json_atomically(&tmp_path.join(REPO_META_FILE), &meta)?;
-            fs::create_dir_all(owner_dir)
+            create_private_dir(owner_dir)
                 .map_err(StoreError::io("creating the owner directory"))?;
             if final_path.exists() {
                 return Err(StoreError::AlreadyExists);
@@ -721,12 +746,27 @@ impl Store {
             return Err(StoreError::NotFound(handle.key.clone()));
         }
         let trash_root = self.root.join(TRASH_DIR);
-        fs::create_dir_all(&trash_root).map_err(StoreError::io("creating .trash"))?;
+        create_private_dir(&trash_root).map_err(StoreError::io("creating .trash"))?;
         let trash = trash_root.join(uuid::Uuid::new_v4().simple().to_string());
         fs::rename(&handle.path, &trash)
             .map_err(StoreError::io("moving the repository to .trash"))?;
         fs::remove_dir_all(&trash).map_err(StoreError::io("removing the repository"))
     }
+}
+
+/// Creates `dir` and any missing parents with mode 0700; an existing directory is left as
+/// it is (its mode is the operator's choice).
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(PRIVATE_DIR_MODE)
+        .create(dir)
+}
+
+/// Whether a metadata file written before secrets were kept owner-only is readable by
+/// others, so it is rewritten (a new file, created 0600) at start.
+fn readable_by_others(path: &Path) -> bool {
+    fs::metadata(path).is_ok_and(|meta| meta.permissions().mode() & 0o077 != 0)
 }
 
 fn file_name(path: &Path) -> String {
@@ -770,7 +810,13 @@ pub(crate) fn write_json_atomically<T: Serialize>(
     })?;
     let tmp = path.with_extension(format!("tmp-{}", uuid::Uuid::new_v4().simple()));
     let write = || -> std::io::Result<()> {
-        let mut file = fs::File::create(&tmp)?;
+        // The metadata holds tokens and hook secrets: owner-only from the moment it exists
+        // (a chmod afterwards would leave a window, and the rename keeps this mode).
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(SECRET_FILE_MODE)
+            .open(&tmp)?;
         file.write_all(&bytes)?;
         file.sync_all()?;
         fs::rename(&tmp, path)
@@ -870,6 +916,36 @@ mod tests {
         store
             .create_repo(&owner, &new_repo("r"), &person())
             .unwrap();
+    }
+
+    fn mode(path: &Path) -> u32 {
+        fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn secrets_are_owner_only_and_old_files_are_tightened() {
+        let parent = tempfile::tempdir().unwrap();
+        let root = parent.path().join("data");
+        let (store, _) = Store::open(&root, "alice", "pw", None).unwrap();
+        let owner = store.owner("alice").unwrap();
+        let handle = store
+            .create_repo(&owner, &new_repo("r"), &person())
+            .unwrap();
+        let server_file = root.join(SERVER_META_FILE);
+        let repo_file = handle.path.join(REPO_META_FILE);
+        assert_eq!(mode(&server_file), 0o600);
+        assert_eq!(mode(&repo_file), 0o600);
+        assert_eq!(mode(&root), 0o700, "created by the server");
+        assert_eq!(mode(&root.join("alice")), 0o700);
+        drop(store);
+
+        // As an earlier version left them.
+        for file in [&server_file, &repo_file] {
+            fs::set_permissions(file, fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        let (_store, _) = Store::open(&root, "alice", "pw", None).unwrap();
+        assert_eq!(mode(&server_file), 0o600);
+        assert_eq!(mode(&repo_file), 0o600);
     }
 
     #[test]

@@ -297,41 +297,106 @@ async fn deliver(
     }
 }
 
+/// The longest branch filter a hook may have, in bytes.
+pub(crate) const MAX_BRANCH_FILTER: usize = 1024;
+/// The most patterns a filter's `{a,b}` groups may expand to.
+const MAX_FILTER_PATTERNS: usize = 256;
+
+/// Why a branch filter was refused at hook creation.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum BranchFilterError {
+    /// The filter is longer than [`MAX_BRANCH_FILTER`].
+    #[error("branch filter is longer than {MAX_BRANCH_FILTER} bytes")]
+    TooLong,
+    /// Its brace groups expand to more than [`MAX_FILTER_PATTERNS`] patterns.
+    #[error("branch filter expands to more than {MAX_FILTER_PATTERNS} patterns")]
+    TooManyPatterns,
+}
+
+/// Checks a branch filter before it is stored: matching it later must stay cheap, since it
+/// runs for every hook on every push.
+pub(crate) fn check_branch_filter(filter: &str) -> Result<(), BranchFilterError> {
+    if filter.len() > MAX_BRANCH_FILTER {
+        return Err(BranchFilterError::TooLong);
+    }
+    expand_braces(filter.trim()).map(drop)
+}
+
 /// Whether `branch` matches a Gitea branch filter (a glob with `*`, `?` and `{a,b}`;
-/// empty or `*` matches everything).
+/// empty or `*` matches everything). A filter over the bounds (only possible in metadata
+/// written by hand) matches nothing.
 pub(crate) fn branch_filter_matches(filter: &str, branch: &str) -> bool {
     let filter = filter.trim();
     if filter.is_empty() || filter == "*" {
         return true;
     }
-    expand_braces(filter)
-        .iter()
-        .any(|pattern| glob_matches(pattern.as_bytes(), branch.as_bytes()))
+    if filter.len() > MAX_BRANCH_FILTER {
+        return false;
+    }
+    let branch: Vec<char> = branch.chars().collect();
+    expand_braces(filter).is_ok_and(|patterns| {
+        patterns.iter().any(|pattern| {
+            let pattern: Vec<char> = pattern.chars().collect();
+            glob_matches(&pattern, &branch)
+        })
+    })
 }
 
-fn expand_braces(pattern: &str) -> Vec<String> {
-    let (Some(open), Some(close)) = (pattern.find('{'), pattern.find('}')) else {
-        return vec![pattern.to_owned()];
-    };
-    if close < open {
-        return vec![pattern.to_owned()];
+/// Expands `{a,b}` groups left to right (`x{a,b}{c,d}` is four patterns), refusing to make
+/// more than [`MAX_FILTER_PATTERNS`]: nested or repeated groups would otherwise multiply.
+fn expand_braces(pattern: &str) -> Result<Vec<String>, BranchFilterError> {
+    let mut done = Vec::new();
+    let mut pending = vec![pattern.to_owned()];
+    while let Some(current) = pending.pop() {
+        let group = current
+            .find('{')
+            .and_then(|open| current[open..].find('}').map(|len| (open, open + len)));
+        let Some((open, close)) = group else {
+            done.push(current);
+            if done.len() > MAX_FILTER_PATTERNS {
+                return Err(BranchFilterError::TooManyPatterns);
+            }
+            continue;
+        };
+        let (head, tail) = (&current[..open], &current[close + 1..]);
+        for alternative in current[open + 1..close].split(',') {
+            pending.push(format!("{head}{alternative}{tail}"));
+            if pending.len() + done.len() > MAX_FILTER_PATTERNS {
+                return Err(BranchFilterError::TooManyPatterns);
+            }
+        }
     }
-    let (head, rest) = pattern.split_at(open);
-    let alternatives = &rest[1..close - open];
-    let tail = &rest[close - open + 1..];
-    alternatives
-        .split(',')
-        .flat_map(|alt| expand_braces(&format!("{head}{alt}{tail}")))
-        .collect()
+    done.reverse();
+    Ok(done)
 }
 
-fn glob_matches(pattern: &[u8], text: &[u8]) -> bool {
-    match pattern.split_first() {
-        None => text.is_empty(),
-        Some((b'*', rest)) => (0..=text.len()).any(|skip| glob_matches(rest, &text[skip..])),
-        Some((b'?', rest)) => !text.is_empty() && glob_matches(rest, &text[1..]),
-        Some((c, rest)) => text.first() == Some(c) && glob_matches(rest, &text[1..]),
+/// `*` (any run) and `?` (one character) matching in O(pattern × text) at worst: after a
+/// mismatch only the most recent `*` is retried, which is enough because a later `*` can
+/// absorb whatever an earlier one would have.
+fn glob_matches(pattern: &[char], text: &[char]) -> bool {
+    let (mut p, mut t) = (0, 0);
+    let mut retry: Option<(usize, usize)> = None;
+    while t < text.len() {
+        match pattern.get(p) {
+            Some('*') => {
+                retry = Some((p, t));
+                p += 1;
+            }
+            Some(&c) if c == '?' || c == text[t] => {
+                p += 1;
+                t += 1;
+            }
+            _ => match retry {
+                Some((star, start)) => {
+                    p = star + 1;
+                    t = start + 1;
+                    retry = Some((star, start + 1));
+                }
+                None => return false,
+            },
+        }
     }
+    pattern[p..].iter().all(|&c| c == '*')
 }
 
 #[cfg(test)]
@@ -368,5 +433,28 @@ mod tests {
         assert!(branch_filter_matches("{main,release/*}", "release/1.0"));
         assert!(!branch_filter_matches("{main,release/*}", "dev"));
         assert!(branch_filter_matches("fe?ture", "feature"));
+        assert!(
+            branch_filter_matches("r?l", "rél"),
+            "? is one character, not one byte"
+        );
+        assert!(branch_filter_matches("a{b,c}{d,e}", "ace"));
+        assert!(!branch_filter_matches("a{b,c}{d,e}", "ab"));
+    }
+
+    #[test]
+    fn hostile_branch_filters_are_bounded() {
+        // Exponential for a naive backtracking matcher; linear-ish here.
+        let filter = "*a".repeat(40);
+        assert!(!branch_filter_matches(&filter, &"a".repeat(39)));
+        assert!(branch_filter_matches(&filter, &"a".repeat(41)));
+        assert_eq!(
+            check_branch_filter(&"{a,b}".repeat(9)),
+            Err(BranchFilterError::TooManyPatterns)
+        );
+        assert_eq!(
+            check_branch_filter(&"x".repeat(MAX_BRANCH_FILTER + 1)),
+            Err(BranchFilterError::TooLong)
+        );
+        assert_eq!(check_branch_filter("{main,release/*}"), Ok(()));
     }
 }

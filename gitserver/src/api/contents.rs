@@ -43,7 +43,7 @@ impl From<ChangeFilesError> for ApiError {
             ChangeFilesError::BranchNotFound(_) | ChangeFilesError::FileNotFound(_) => {
                 StatusCode::NOT_FOUND
             }
-            ChangeFilesError::Raced => StatusCode::CONFLICT,
+            ChangeFilesError::Raced | ChangeFilesError::PathConflict { .. } => StatusCode::CONFLICT,
             ChangeFilesError::Git(_) => return ApiError::internal(error),
             _ => StatusCode::UNPROCESSABLE_ENTITY,
         };
@@ -121,6 +121,62 @@ struct Committed {
     outcome: gitops::CommitOutcome,
 }
 
+/// Turns a ChangeFiles body into a commit, checking everything that needs no repository:
+/// base64 content, paths (cleaned, bounded, not overlapping), branch names (git's rules),
+/// dates. `default_branch` is the repository's, used when the body names no branch.
+///
+/// Every refusal is a 422: nothing a client sends makes this fail with a 500.
+pub(crate) fn decode_request(
+    options: &ChangeFilesOptions,
+    default_branch: &str,
+    user: &str,
+) -> Result<CommitSpec, ApiError> {
+    if options.files.is_empty() {
+        return Err(ApiError::unprocessable("[Files]: Required"));
+    }
+    let files = decode_files(&options.files)?;
+    gitops::check_overlaps(&files)?;
+    let branch = if options.branch.is_empty() {
+        default_branch.to_owned()
+    } else {
+        options.branch.clone()
+    };
+    crate::names::validate_branch(&branch)
+        .map_err(|e| ApiError::unprocessable(format!("[BranchName]: {e}")))?;
+    let new_branch = (!options.new_branch.is_empty()).then(|| options.new_branch.clone());
+    if let Some(new_branch) = &new_branch {
+        crate::names::validate_branch(new_branch)
+            .map_err(|e| ApiError::unprocessable(format!("[NewBranchName]: {e}")))?;
+    }
+    let message = if options.message.trim().is_empty() {
+        gitops::default_message(&files)
+    } else {
+        options.message.clone()
+    };
+    if message.contains('\0') {
+        return Err(ApiError::unprocessable("[Message]: must not contain NUL"));
+    }
+    let (author, committer) = identities(&options.author, &options.committer, user);
+    for (person, field) in [(&author, "Author"), (&committer, "Committer")] {
+        gitops::check_person(person)
+            .map_err(|e| ApiError::unprocessable(format!("[{field}]: {e}")))?;
+    }
+    let CommitDateOptions {
+        author: author_date,
+        committer: committer_date,
+    } = &options.dates;
+    Ok(CommitSpec {
+        new_branch,
+        branch,
+        message,
+        author,
+        committer,
+        author_time: parse_date(author_date, "Author")?,
+        committer_time: parse_date(committer_date, "Committer")?,
+        files,
+    })
+}
+
 /// Decodes, commits under the write lock, and sends the push webhooks.
 async fn commit(
     state: &SharedState,
@@ -130,37 +186,8 @@ async fn commit(
     options: ChangeFilesOptions,
 ) -> Result<Committed, ApiError> {
     let handle = find_repo(state, owner, repo, Some(user)).await?;
-    if options.files.is_empty() {
-        return Err(ApiError::unprocessable("[Files]: Required"));
-    }
-    let mut files = decode_files(&options.files)?;
-    let meta = handle.meta();
-    let branch = if options.branch.is_empty() {
-        meta.default_branch.clone()
-    } else {
-        options.branch.clone()
-    };
-    let message = if options.message.trim().is_empty() {
-        gitops::default_message(&files)
-    } else {
-        options.message.clone()
-    };
-    let (author, committer) = identities(&options.author, &options.committer, user);
-    let CommitDateOptions {
-        author: author_date,
-        committer: committer_date,
-    } = &options.dates;
-    let base_ref = format!("refs/heads/{branch}");
-    let spec = CommitSpec {
-        new_branch: (!options.new_branch.is_empty()).then(|| options.new_branch.clone()),
-        branch,
-        message,
-        author,
-        committer,
-        author_time: parse_date(author_date, "Author")?,
-        committer_time: parse_date(committer_date, "Committer")?,
-        files: std::mem::take(&mut files),
-    };
+    let spec = decode_request(&options, &handle.meta().default_branch, user)?;
+    let base_ref = format!("refs/heads/{}", spec.branch);
 
     let guard = handle.write_lock.clone().lock_owned().await;
     let path = handle.path.clone();

@@ -27,7 +27,7 @@ pub(super) fn router() -> Router<SharedState> {
 const SUPPORTED_TYPES: &[&str] = &["gitea", "gogs"];
 
 /// Checks a creation request as Gitea's `checkCreateHookOption` does (422 on failure).
-fn validate(option: &CreateHookOption) -> Result<(), ApiError> {
+pub(crate) fn validate(option: &CreateHookOption) -> Result<(), ApiError> {
     if !SUPPORTED_TYPES.contains(&option.hook_type.as_str()) {
         return Err(ApiError::unprocessable(format!(
             "Invalid hook type: {}",
@@ -57,6 +57,16 @@ fn validate(option: &CreateHookOption) -> Result<(), ApiError> {
         return Err(ApiError::unprocessable(format!(
             "Invalid http_method: {method}"
         )));
+    }
+    crate::webhook::check_branch_filter(&option.branch_filter)
+        .map_err(|e| ApiError::unprocessable(format!("[BranchFilter]: {e}")))?;
+    // Sent verbatim as a header on every delivery: a CR or LF would split it.
+    if !option.authorization_header.is_empty()
+        && http::HeaderValue::from_str(&option.authorization_header).is_err()
+    {
+        return Err(ApiError::unprocessable(
+            "[AuthorizationHeader]: not a valid header value",
+        ));
     }
     Ok(())
 }

@@ -34,6 +34,21 @@ pub(crate) fn router() -> Router<SharedState> {
         .merge(repos::router())
         .merge(hooks::router())
         .merge(contents::router())
+        .route("/api/healthz", axum::routing::get(healthz))
+}
+
+/// Gitea's health check (`/api/healthz`), so readiness probes written for Gitea work here.
+async fn healthz() -> Response {
+    let body = serde_json::json!({
+        "status": "pass",
+        "description": "Gitea: Git with a cup of tea",
+        "checks": {},
+    });
+    (
+        [(http::header::CONTENT_TYPE, "application/health+json")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 /// A Gitea API error: its status and message, as Gitea's `APIError` JSON.
@@ -188,8 +203,8 @@ pub(crate) async fn apply_fault(state: &SharedState, path: &RepoPath) -> Result<
             "Service Unavailable (fault injected)",
         )),
         Some(Fault::Missing) => Err(ApiError::not_found()),
-        Some(Fault::Delay { delay_ms }) => {
-            tokio::time::sleep(std::time::Duration::from_millis(delay_ms)).await;
+        Some(delay @ Fault::Delay { .. }) => {
+            tokio::time::sleep(delay.wait()).await;
             Ok(())
         }
         None => Ok(()),

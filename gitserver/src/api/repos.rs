@@ -39,12 +39,10 @@ pub(super) fn router() -> Router<SharedState> {
 /// Gitea's `MaxSize(2048)` on descriptions.
 const MAX_DESCRIPTION: usize = 2048;
 
-async fn create_repo(
-    state: &SharedState,
-    owner: Owner,
-    option: CreateRepoOption,
-    user: &str,
-) -> Result<Response, ApiError> {
+/// Checks a repository creation body as Gitea's bindings do (`AlphaDashDot;MaxSize(100)`
+/// name, `MaxSize(2048)` description, `GitRefName;MaxSize(100)` default branch); every
+/// refusal is a 422.
+pub(crate) fn decode_create(option: CreateRepoOption) -> Result<NewRepo, ApiError> {
     crate::names::validate_repo(&option.name)
         .map_err(|e| ApiError::unprocessable(e.to_string()))?;
     if option.description.chars().count() > MAX_DESCRIPTION {
@@ -55,16 +53,24 @@ async fn create_repo(
     } else {
         option.default_branch.clone()
     };
-    if !git2::Reference::is_valid_name(&format!("refs/heads/{default_branch}")) {
-        return Err(ApiError::unprocessable("[DefaultBranch]: GitRefName"));
-    }
-    let new = NewRepo {
+    crate::names::validate_branch(&default_branch)
+        .map_err(|e| ApiError::unprocessable(format!("[DefaultBranch]: {e}")))?;
+    Ok(NewRepo {
         name: option.name,
         description: option.description,
         private: option.private,
         default_branch,
         auto_init: option.auto_init,
-    };
+    })
+}
+
+async fn create_repo(
+    state: &SharedState,
+    owner: Owner,
+    option: CreateRepoOption,
+    user: &str,
+) -> Result<Response, ApiError> {
+    let new = decode_create(option)?;
     let person = Person {
         name: user.to_owned(),
         email: convert::user_email(user),

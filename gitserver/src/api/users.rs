@@ -38,10 +38,15 @@ pub(crate) fn version_string() -> String {
     )
 }
 
-async fn version() -> Json<ServerVersion> {
-    Json(ServerVersion {
-        version: version_string(),
-    })
+/// Gitea's answer, in plain-Gitea mode without the `+fleetbench` suffix (a client that
+/// looks for it must conclude this is a real Gitea).
+async fn version(State(state): State<SharedState>) -> Json<ServerVersion> {
+    let version = if state.config.extensions {
+        version_string()
+    } else {
+        crate::GITEA_API_VERSION.to_owned()
+    };
+    Json(ServerVersion { version })
 }
 
 async fn current_user(

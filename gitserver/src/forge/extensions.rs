@@ -47,6 +47,18 @@ impl Extensions {
             .await
     }
 
+    /// Whether the server offers fleetbench's extensions: `Some(info)` on a fleetbench
+    /// gitserver with them, `None` on a real Gitea or a gitserver in plain-Gitea mode
+    /// (whose answers carry no fleetbench header). Transport failures and other errors are
+    /// returned, so "cannot tell" is never mistaken for "no extensions".
+    pub async fn detect(&self) -> Result<Option<ServerInfo>, ForgeError> {
+        match self.info().await {
+            Ok(info) => Ok(Some(info)),
+            Err(ForgeError::NotFleetbench { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Request-log entries matching `filter`, in arrival order.
     pub async fn requests(
         &self,

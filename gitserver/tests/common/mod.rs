@@ -31,6 +31,19 @@ impl Fixture {
         Self::start_in(data).await
     }
 
+    /// A server whose configuration `adjust` changes first (timeouts, limits, modes).
+    pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
+        let data = tempfile::tempdir().unwrap();
+        let mut config = test_config(data.path());
+        adjust(&mut config);
+        let server = bounded(GitServer::start(config)).await.unwrap();
+        Self {
+            server,
+            data,
+            scratch: tempfile::tempdir().unwrap(),
+        }
+    }
+
     pub async fn start_in(data: TempDir) -> Self {
         let server = start_server(data.path()).await;
         Self {
@@ -86,12 +99,17 @@ impl Fixture {
     }
 }
 
-pub async fn start_server(data: &Path) -> RunningGitServer {
+/// The configuration every test server starts from: user `alice`, fast webhook retries.
+pub fn test_config(data: &Path) -> Config {
     let mut config = Config::new(data);
     config.user = "alice".into();
     config.password = "alice-password".into();
     config.webhooks.initial_backoff = Duration::from_millis(50);
-    bounded(GitServer::start(config)).await.unwrap()
+    config
+}
+
+pub async fn start_server(data: &Path) -> RunningGitServer {
+    bounded(GitServer::start(test_config(data))).await.unwrap()
 }
 
 /// Awaits `future` for at most [`STEP`].

@@ -136,8 +136,8 @@ pub struct EnvironmentArgs {
     pub context: Option<String>,
     /// A Gitea (or API-compatible) server to create the suites' repositories on (existing
     /// provider), e.g. `https://gitea.example.com`; default: the embedded git server on
-    /// this machine. Suites that read fleetbench's git request log or break repositories
-    /// need the embedded one.
+    /// this machine. Every suite runs on either: the harness observes and breaks git
+    /// through its own proxy (see --git-listen).
     #[arg(long, value_name = "URL")]
     pub git_url: Option<String>,
     /// The user owning the repositories on --git-url.

@@ -331,16 +331,23 @@ impl FleetSettings {
         }
     }
 
-    /// The local files the install reads (charts given as paths, values files), with the
-    /// variable naming each: what the preflight checks.
-    pub fn local_files(&self) -> Vec<(&'static str, PathBuf)> {
+    /// The charts given as paths, each with where its name came from: what the preflight
+    /// checks (with [`FleetSettings::values_files`]).
+    pub fn local_charts(&self) -> Vec<(String, PathBuf)> {
+        let crd_source = if self.chart.crd_sibling().as_ref() == Some(&self.crd_chart) {
+            format!("the fleet-crd chart expected beside {CHART_ENV}; or set {CRD_CHART_ENV}")
+        } else {
+            CRD_CHART_ENV.to_string()
+        };
         let mut files = Vec::new();
-        for (variable, chart) in [(CRD_CHART_ENV, &self.crd_chart), (CHART_ENV, &self.chart)] {
+        for (source, chart) in [
+            (CHART_ENV.to_string(), &self.chart),
+            (crd_source, &self.crd_chart),
+        ] {
             if let ChartRef::Local(path) = chart {
-                files.push((variable, path.clone()));
+                files.push((source, path.clone()));
             }
         }
-        files.extend(self.values_files.iter().map(|p| (VALUES_ENV, p.clone())));
         files
     }
 }
@@ -830,13 +837,21 @@ pub(crate) mod tests {
         assert_eq!(s.workers, 8);
         assert_eq!(s.timeout, Duration::from_secs(600));
         assert_eq!(
-            s.local_files(),
+            s.local_charts(),
             [
-                (CRD_CHART_ENV, PathBuf::from("/c/fleet-crd-0.12.13.tgz")),
-                (CHART_ENV, PathBuf::from("/c/fleet-0.12.13.tgz")),
-                (VALUES_ENV, PathBuf::from("/v/a.yaml")),
-                (VALUES_ENV, PathBuf::from("/v/b.yaml")),
+                (CHART_ENV.to_string(), PathBuf::from("/c/fleet-0.12.13.tgz")),
+                (
+                    format!(
+                        "the fleet-crd chart expected beside {CHART_ENV}; or set {CRD_CHART_ENV}"
+                    ),
+                    PathBuf::from("/c/fleet-crd-0.12.13.tgz")
+                ),
             ]
+        );
+        // A CRD chart named on its own is reported under its own variable.
+        assert_eq!(
+            local("/c/fleet", "/elsewhere/crds").local_charts()[1],
+            (CRD_CHART_ENV.to_string(), PathBuf::from("/elsewhere/crds"))
         );
     }
 

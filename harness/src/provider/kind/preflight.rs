@@ -51,8 +51,13 @@ pub enum Missing {
     },
     /// A chart or values file of upstream Fleet's settings does not exist.
     FleetFile {
-        /// The variable naming it.
-        variable: &'static str,
+        /// Where its name came from (a variable, or how it was derived).
+        source: String,
+        /// The path.
+        path: PathBuf,
+    },
+    /// A values file for upstream Fleet does not exist.
+    ValuesFile {
         /// The path.
         path: PathBuf,
     },
@@ -83,12 +88,18 @@ impl fmt::Display for Missing {
                 "`helm` is not on PATH (searched {searched}), and upstream Fleet ({chart_env}) is installed with it: install Helm 3 (https://helm.sh/docs/intro/install/, or the release binary from https://github.com/helm/helm/releases), or unset {chart_env} to measure the bundled controller",
                 chart_env = fleet::CHART_ENV
             ),
-            Missing::FleetFile { variable, path } => write!(
+            Missing::FleetFile { source, path } => write!(
                 f,
-                "{variable} names {path}, which does not exist: fetch Fleet's charts where a network is reachable (`helm repo add fleet {repo} && helm pull fleet/fleet --version VERSION && helm pull fleet/fleet-crd --version VERSION`) and point {chart_env} at the fleet .tgz (the fleet-crd one beside it is found) or at an unpacked chart directory",
+                "{path} ({source}) does not exist: fetch Fleet's charts where a network is reachable (`helm repo add fleet {repo} && helm pull fleet/fleet --version VERSION && helm pull fleet/fleet-crd --version VERSION`) and point {chart_env} at the fleet .tgz (the fleet-crd one beside it is found) or at an unpacked chart directory",
                 path = path.display(),
                 repo = fleet::CHART_REPOSITORY,
                 chart_env = fleet::CHART_ENV
+            ),
+            Missing::ValuesFile { path } => write!(
+                f,
+                "{path} ({values_env}) does not exist: name existing Helm values files for the fleet chart, comma-separated",
+                path = path.display(),
+                values_env = fleet::VALUES_ENV
             ),
             Missing::LoadImage { image } => write!(
                 f,
@@ -213,12 +224,14 @@ pub async fn check_all(
                 searched: searched(path),
             });
         }
-        for (variable, file) in settings.local_files() {
+        for (source, file) in settings.local_charts() {
             if !exists(&file) {
-                missing.push(Missing::FleetFile {
-                    variable,
-                    path: file,
-                });
+                missing.push(Missing::FleetFile { source, path: file });
+            }
+        }
+        for file in &settings.values_files {
+            if !exists(file) {
+                missing.push(Missing::ValuesFile { path: file.clone() });
             }
         }
     }
@@ -357,11 +370,10 @@ mod tests {
                     searched: empty.path().display().to_string()
                 },
                 Missing::FleetFile {
-                    variable: fleet::CHART_ENV,
+                    source: fleet::CHART_ENV.to_string(),
                     path: "/charts/fleet-0.12.13.tgz".into()
                 },
-                Missing::FleetFile {
-                    variable: fleet::VALUES_ENV,
+                Missing::ValuesFile {
                     path: "/v/bench.yaml".into()
                 },
                 Missing::LoadImage {
@@ -377,13 +389,15 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains(
-                "FLEETBENCH_KIND_FLEET_CHART names /charts/fleet-0.12.13.tgz, which does not exist"
-            ),
+            text.contains("/charts/fleet-0.12.13.tgz (FLEETBENCH_KIND_FLEET_CHART) does not exist"),
             "{text}"
         );
         assert!(text.contains("helm pull fleet/fleet-crd"), "{text}");
         assert!(text.contains("FLEETBENCH_KIND_LOAD_IMAGES"), "{text}");
+        assert!(
+            text.contains("/v/bench.yaml (FLEETBENCH_KIND_FLEET_VALUES) does not exist: name existing Helm values files"),
+            "{text}"
+        );
     }
 
     #[tokio::test]

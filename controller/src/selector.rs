@@ -42,6 +42,108 @@ pub enum Error {
         /// What is wrong.
         problem: &'static str,
     },
+    /// A key Kubernetes would reject (Kubernetes rejects such selectors, so no cluster label
+    /// could ever match it).
+    #[error("invalid label key {key:?}: {problem}")]
+    BadKey {
+        /// The key.
+        key: String,
+        /// What is wrong.
+        problem: &'static str,
+    },
+    /// A value no label can have.
+    #[error("invalid label value {value:?} for key {key:?}: {problem}")]
+    BadValue {
+        /// The key.
+        key: String,
+        /// The value.
+        value: String,
+        /// What is wrong.
+        problem: &'static str,
+    },
+}
+
+fn is_name_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.'
+}
+
+/// Why `name` is not a label name segment (63 characters of `[A-Za-z0-9_.-]`, alphanumeric
+/// at both ends), if it is not.
+fn name_segment_problem(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        return Some("the name part must not be empty");
+    }
+    if name.len() > 63 {
+        return Some("the name part must be at most 63 characters");
+    }
+    let bytes = name.as_bytes();
+    if !bytes.iter().all(|b| is_name_char(*b))
+        || !bytes[0].is_ascii_alphanumeric()
+        || !bytes[bytes.len() - 1].is_ascii_alphanumeric()
+    {
+        return Some(
+            "the name part must be letters, digits, '-', '_' and '.', starting and ending with a letter or digit",
+        );
+    }
+    None
+}
+
+/// Why `key` is not a valid label key (`[prefix/]name`, prefix a DNS-1123 subdomain), if it
+/// is not.
+pub fn label_key_problem(key: &str) -> Option<&'static str> {
+    let name = match key.split_once('/') {
+        Some((prefix, name)) => {
+            let prefix_ok = !prefix.is_empty()
+                && prefix.len() <= 253
+                && prefix.split('.').all(|label| {
+                    !label.is_empty()
+                        && label
+                            .bytes()
+                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                        && !label.starts_with('-')
+                        && !label.ends_with('-')
+                });
+            if !prefix_ok {
+                return Some(
+                    "the prefix must be a DNS-1123 subdomain (lowercase, e.g. example.com)",
+                );
+            }
+            name
+        }
+        None => key,
+    };
+    name_segment_problem(name)
+}
+
+/// Why `value` is not a valid label value (empty, or a name segment), if it is not.
+pub fn label_value_problem(value: &str) -> Option<&'static str> {
+    if value.is_empty() {
+        return None;
+    }
+    name_segment_problem(value)
+}
+
+fn check_key(key: &str) -> Result<(), Error> {
+    match label_key_problem(key) {
+        Some(problem) => Err(Error::BadKey {
+            key: key.to_owned(),
+            problem,
+        }),
+        None => Ok(()),
+    }
+}
+
+fn check_values(key: &str, values: &[String]) -> Result<(), Error> {
+    for value in values {
+        if let Some(problem) = label_value_problem(value) {
+            return Err(Error::BadValue {
+                key: key.to_owned(),
+                value: value.clone(),
+                problem,
+            });
+        }
+    }
+    Ok(())
 }
 
 impl Selector {
@@ -49,10 +151,14 @@ impl Selector {
     pub fn compile(selector: &LabelSelector) -> Result<Self, Error> {
         let mut requirements = Vec::new();
         for (key, value) in selector.match_labels.iter().flatten() {
+            check_key(key)?;
+            check_values(key, std::slice::from_ref(value))?;
             requirements.push(Requirement::In(key.clone(), vec![value.clone()]));
         }
         for expr in selector.match_expressions.iter().flatten() {
+            check_key(&expr.key)?;
             let mut values = expr.values.clone().unwrap_or_default();
+            check_values(&expr.key, &values)?;
             values.sort();
             let bad = |problem| Error::BadValues {
                 operator: expr.operator.clone(),
@@ -202,5 +308,48 @@ mod tests {
         );
         assert!(bad(expr("a", "In", &[])).is_err());
         assert!(bad(expr("a", "Exists", &["x"])).is_err());
+        assert!(matches!(
+            bad(expr("", "Exists", &[])),
+            Err(Error::BadKey { .. })
+        ));
+        assert!(matches!(
+            bad(expr("a b/c!", "Exists", &[])),
+            Err(Error::BadKey { .. })
+        ));
+        assert!(matches!(
+            bad(expr("a", "In", &["no spaces"])),
+            Err(Error::BadValue { .. })
+        ));
+        let bad_match_labels = Selector::compile(&LabelSelector {
+            match_labels: Some(labels(&[("a b/c!", "x")])),
+            ..Default::default()
+        });
+        assert!(
+            matches!(bad_match_labels, Err(Error::BadKey { ref key, .. }) if key == "a b/c!"),
+            "{bad_match_labels:?}"
+        );
+    }
+
+    #[test]
+    fn label_keys_follow_kubernetes_syntax() {
+        for good in ["env", "example.com/env", "a.b-c_d", "k8s.io/x", "A1"] {
+            assert_eq!(label_key_problem(good), None, "{good}");
+        }
+        let long = "a".repeat(64);
+        for bad in [
+            "",
+            "/x",
+            "x/",
+            "-a",
+            "a-",
+            "a b",
+            "Example.com/x",
+            long.as_str(),
+            "a/b/c",
+        ] {
+            assert!(label_key_problem(bad).is_some(), "{bad}");
+        }
+        assert_eq!(label_value_problem(""), None);
+        assert!(label_value_problem("../../x").is_some());
     }
 }

@@ -20,6 +20,21 @@ use crate::names;
 
 use super::fleetyaml::{self, FleetYaml};
 
+/// The largest Bundle (as JSON) the controller writes. Real clusters store objects in etcd,
+/// whose default request limit is 1.5 MiB (`--max-request-bytes` 1572864), and a Bundle also
+/// carries metadata and a status; 1 MiB leaves room for both. Checking before any write
+/// turns an oversized path into a condition naming the file, rather than an API error
+/// halfway through a sync.
+pub const MAX_BUNDLE_BYTES: usize = 1024 * 1024;
+
+fn join_path(dir: &str, name: &str) -> String {
+    if dir.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{dir}/{name}")
+    }
+}
+
 /// Why a commit cannot be turned into Bundles.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -39,6 +54,34 @@ pub enum Error {
         "no resource found at the following paths to deploy: [{0}]; add manifests or a fleet.yaml"
     )]
     NoResources(String),
+    /// One file alone is larger than a Bundle may be.
+    #[error(
+        "{path} is {size} bytes, over the {limit}-byte limit for one Bundle (kept under etcd's 1.5 MiB request limit); move large content out of the bundle's path"
+    )]
+    FileTooLarge {
+        /// The file's path in the repository.
+        path: String,
+        /// Its size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// A bundle's files together make a Bundle larger than the limit.
+    #[error(
+        "Bundle {bundle} from path {dir:?} would be {size} bytes, over the {limit}-byte limit for one Bundle (kept under etcd's 1.5 MiB request limit); its largest file is {largest}; split the path or move large content out"
+    )]
+    BundleTooLarge {
+        /// The Bundle's name.
+        bundle: String,
+        /// The bundle's directory in the repository.
+        dir: String,
+        /// The Bundle's size as JSON.
+        size: usize,
+        /// The limit.
+        limit: usize,
+        /// Path in the repository of its largest file.
+        largest: String,
+    },
     /// The git objects could not be read.
     #[error("reading commit {commit}: {message}")]
     Git {
@@ -47,6 +90,16 @@ pub enum Error {
         /// libgit2's message.
         message: String,
     },
+}
+
+impl Error {
+    /// The condition reason this error is reported with.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::FileTooLarge { .. } | Error::BundleTooLarge { .. } => "BundleTooLarge",
+            _ => "Error",
+        }
+    }
 }
 
 /// Whether `name` matches the glob `pattern` (`*` any run, `?` one character).
@@ -200,7 +253,18 @@ impl<'r> Reader<'r> {
         Ok(())
     }
 
-    fn blob_text(&self, id: Oid) -> Result<(String, Option<String>), Error> {
+    /// The content of the blob at `path` (its path in the repository), refused before it is
+    /// loaded when it alone exceeds the Bundle limit.
+    fn blob_text(&self, id: Oid, path: &str) -> Result<(String, Option<String>), Error> {
+        let odb = self.repo.odb().map_err(|e| self.git_err(&e))?;
+        let (size, _) = odb.read_header(id).map_err(|e| self.git_err(&e))?;
+        if size > MAX_BUNDLE_BYTES {
+            return Err(Error::FileTooLarge {
+                path: path.to_owned(),
+                size,
+                limit: MAX_BUNDLE_BYTES,
+            });
+        }
         let blob = self.repo.find_blob(id).map_err(|e| self.git_err(&e))?;
         Ok(match std::str::from_utf8(blob.content()) {
             Ok(text) => (text.to_owned(), None),
@@ -214,6 +278,7 @@ impl<'r> Reader<'r> {
     /// Files of a bundle directory, skipping hidden entries, nested bundles and `skip`.
     fn resources(
         &self,
+        dir: &str,
         prefix: &str,
         tree: &Tree<'_>,
         skip: &[String],
@@ -238,13 +303,13 @@ impl<'r> Reader<'r> {
                     if Self::has_fleet_yaml(&sub) {
                         continue;
                     }
-                    self.resources(&path, &sub, skip, out)?;
+                    self.resources(dir, &path, &sub, skip, out)?;
                 }
                 Some(ObjectType::Blob) => {
                     if skip.contains(&path) {
                         continue;
                     }
-                    let (content, encoding) = self.blob_text(entry.id())?;
+                    let (content, encoding) = self.blob_text(entry.id(), &join_path(dir, &path))?;
                     out.push(BundleResource {
                         name: Some(path),
                         content: Some(content),
@@ -368,6 +433,27 @@ fn bundle_for(
     bundle
 }
 
+fn check_size(bundle: &Bundle, dir: &str) -> Result<(), Error> {
+    let size = serde_json::to_vec(bundle).map_or(usize::MAX, |json| json.len());
+    if size <= MAX_BUNDLE_BYTES {
+        return Ok(());
+    }
+    let largest = bundle
+        .spec
+        .resources
+        .iter()
+        .max_by_key(|r| r.content.as_ref().map_or(0, String::len))
+        .and_then(|r| r.name.as_deref())
+        .map_or_else(|| join_path(dir, "fleet.yaml"), |name| join_path(dir, name));
+    Err(Error::BundleTooLarge {
+        bundle: bundle.metadata.name.clone().unwrap_or_default(),
+        dir: dir.to_owned(),
+        size,
+        limit: MAX_BUNDLE_BYTES,
+        largest,
+    })
+}
+
 /// Reads every Bundle of `gitrepo` at `commit` from `repo` (the fetched cache).
 pub fn read_bundles(
     repo: &Repository,
@@ -401,12 +487,8 @@ pub fn read_bundles(
     for (dir, tree) in dirs {
         let fleet_yaml = match tree.get_name("fleet.yaml") {
             Some(entry) if entry.kind() == Some(ObjectType::Blob) => {
-                let (text, _) = reader.blob_text(entry.id())?;
-                let file = if dir.is_empty() {
-                    "fleet.yaml".to_owned()
-                } else {
-                    format!("{dir}/fleet.yaml")
-                };
+                let file = join_path(&dir, "fleet.yaml");
+                let (text, _) = reader.blob_text(entry.id(), &file)?;
                 FleetYaml::parse(&file, &text)?
             }
             _ => FleetYaml::default(),
@@ -414,7 +496,7 @@ pub fn read_bundles(
         let mut skip = vec!["fleet.yaml".to_owned()];
         skip.extend(fleet_yaml.values_files());
         let mut resources = Vec::new();
-        reader.resources("", &tree, &skip, &mut resources)?;
+        reader.resources(&dir, "", &tree, &skip, &mut resources)?;
         resources.sort_by(|a, b| a.name.cmp(&b.name));
         let has_chart = fleet_yaml
             .options
@@ -426,6 +508,7 @@ pub fn read_bundles(
             continue;
         }
         let bundle = bundle_for(gitrepo, &dir, &fleet_yaml, resources, &commit_str);
+        check_size(&bundle, &dir)?;
         bundles.insert(bundle.metadata.name.clone().unwrap_or_default(), bundle);
     }
     if bundles.is_empty() {
@@ -621,6 +704,44 @@ mod tests {
             empty.to_string().starts_with("no resource found"),
             "{empty}"
         );
+    }
+
+    #[test]
+    fn oversized_files_and_bundles_are_named_before_anything_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init_bare(dir.path()).unwrap();
+        let huge = "x".repeat(MAX_BUNDLE_BYTES + 1);
+        let c = commit(&repo, &[("app/cm.yaml", CM), ("app/fleet.yaml", &huge)]);
+        let err = read_bundles(&repo, c, &gitrepo(&["app"])).unwrap_err();
+        assert_eq!(err.reason(), "BundleTooLarge");
+        assert!(
+            err.to_string().starts_with(&format!(
+                "app/fleet.yaml is {} bytes, over the {MAX_BUNDLE_BYTES}-byte limit",
+                MAX_BUNDLE_BYTES + 1
+            )),
+            "{err}"
+        );
+        let c = commit(&repo, &[("app/big.yaml", &huge)]);
+        let err = read_bundles(&repo, c, &gitrepo(&["app"])).unwrap_err();
+        assert!(err.to_string().starts_with("app/big.yaml is "), "{err}");
+        // Files under the limit that together exceed it: the Bundle is refused and its
+        // largest file named.
+        let half = "y".repeat(MAX_BUNDLE_BYTES / 2);
+        let bigger = "z".repeat(MAX_BUNDLE_BYTES / 2 + 100);
+        let c = commit(
+            &repo,
+            &[
+                ("app/a.yaml", &half),
+                ("app/b.yaml", &bigger),
+                ("ok/cm.yaml", CM),
+            ],
+        );
+        let err = read_bundles(&repo, c, &gitrepo(&["ok", "app"])).unwrap_err();
+        assert!(
+            matches!(&err, Error::BundleTooLarge { largest, dir, .. } if largest == "app/b.yaml" && dir == "app"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("limit"), "{err}");
     }
 
     #[test]

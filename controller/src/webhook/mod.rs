@@ -282,20 +282,25 @@ pub fn verify(
     secret: &Secret,
     gitrepo: &str,
 ) -> Result<(), Error> {
-    let secret_name = secret.metadata.name.clone().unwrap_or_default();
+    let unauthorized = |reason: &str| Error::Unauthorized {
+        gitrepo: gitrepo.to_owned(),
+        reason: reason.to_owned(),
+    };
+    // A secret without this provider's key cannot verify the request, so the request is
+    // unauthenticated (401), not a server fault; which key the secret lacks is the
+    // operator's business and goes to the log only.
     let key_of = |keys: &[&str]| {
         keys.iter()
             .find_map(|k| secret_value(secret, k))
             .ok_or_else(|| {
-                Error::Secret(format!(
-                    "secret key {:?} not found in secret {secret_name:?}",
-                    keys[0]
-                ))
+                tracing::warn!(
+                    gitrepo,
+                    secret = secret.metadata.name.as_deref().unwrap_or_default(),
+                    key = keys[0],
+                    "webhook secret has no key for this provider; request refused"
+                );
+                unauthorized("no webhook secret is configured for this provider")
             })
-    };
-    let unauthorized = |reason: &str| Error::Unauthorized {
-        gitrepo: gitrepo.to_owned(),
-        reason: reason.to_owned(),
     };
     match provider {
         Provider::GitHub => {
@@ -431,10 +436,17 @@ pub async fn handle(ctx: &Context, headers: &HeaderMap, body: &[u8]) -> (StatusC
             };
             Metrics::count(&ctx.metrics.webhooks, result);
             tracing::warn!(%error, "webhook rejected");
-            (
-                error.status(),
-                format!("Webhook processing failed: {error}"),
-            )
+            // Senders are unauthenticated: server-side problems (a missing Secret, an API
+            // failure) name objects and keys, so they stay in the log.
+            let body = match &error {
+                Error::Secret(_) | Error::Api(_) => {
+                    "Webhook processing failed: server error; see the controller's log".to_owned()
+                }
+                Error::Payload { .. } | Error::Unauthorized { .. } => {
+                    format!("Webhook processing failed: {error}")
+                }
+            };
+            (error.status(), body)
         }
     }
 }
@@ -700,7 +712,36 @@ mod tests {
             "ns/r",
         )
         .unwrap_err();
-        assert_eq!(missing_key.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(missing_key.status(), StatusCode::UNAUTHORIZED);
+        let text = missing_key.to_string();
+        assert!(
+            !text.contains("github") && !text.contains("secret \""),
+            "{text}"
+        );
+        // Every provider whose key is absent answers 401, signed or not.
+        let cases: [(Provider, &[(&'static str, &str)]); 6] = [
+            (Provider::GitHub, &[("X-Hub-Signature-256", "sha256=00")]),
+            (Provider::Gogs, &[("X-Gitea-Signature", "00")]),
+            (Provider::GitLab, &[("X-Gitlab-Token", "k")]),
+            (Provider::Bitbucket, &[("X-Hook-UUID", "k")]),
+            (
+                Provider::BitbucketServer,
+                &[("X-Hub-Signature", "sha256=00")],
+            ),
+            (Provider::Azure, &[("Authorization", "Basic eDp5")]),
+        ];
+        for (provider, pairs) in cases {
+            let err = verify(
+                provider,
+                &headers(pairs),
+                body,
+                &secret("other", "k"),
+                "ns/r",
+            )
+            .unwrap_err();
+            assert_eq!(err.status(), StatusCode::UNAUTHORIZED, "{provider:?}");
+            assert!(!err.to_string().contains("other"), "{err}");
+        }
 
         let gitlab = headers(&[("X-Gitlab-Token", "tok")]);
         assert_eq!(

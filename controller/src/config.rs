@@ -147,6 +147,12 @@ pub struct Config {
     /// Namespace of the global `gitjob-webhook` Secret used for GitRepos without a
     /// `webhookSecret` (Fleet reads it from its own namespace).
     pub webhook_secret_namespace: String,
+    /// Accept `file://` GitRepo repositories. Off by default: they read the controller's own
+    /// disk, including other GitRepos' fetched caches. For local experiments only.
+    pub allow_file_repos: bool,
+    /// GitRepo polling intervals below this are raised to it (default 15s, Fleet's default
+    /// interval); tests and short smoke suites lower it.
+    pub min_polling_interval: Duration,
 }
 
 impl Default for Config {
@@ -169,6 +175,8 @@ impl Default for Config {
             git_cache_dir: None,
             git_timeout: Duration::from_secs(30),
             webhook_secret_namespace: "cattle-fleet-system".to_owned(),
+            allow_file_repos: false,
+            min_polling_interval: Duration::from_secs(15),
         }
     }
 }

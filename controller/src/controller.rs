@@ -55,6 +55,9 @@ pub enum Error {
     /// The git cache directory could not be created.
     #[error("git cache directory: {0}")]
     CacheDir(std::io::Error),
+    /// The git cache's key could not be read or created.
+    #[error(transparent)]
+    Cache(#[from] gitrepo::cache::Error),
 }
 
 /// Installs the five CRDs. A CRD that exists and was not installed by this controller (for
@@ -170,10 +173,15 @@ impl Controller {
         let bundle_queue = WorkQueue::new("bundle", metrics.clone());
         let cluster_queue = WorkQueue::new("cluster", metrics.clone());
         let sync_queue = WorkQueue::new("gitrepo", metrics.clone());
+        let policy = gitrepo::validate::Policy {
+            allow_file_repos: config.allow_file_repos,
+            min_polling_interval: config.min_polling_interval,
+        };
         let scheduler = Arc::new(Scheduler::new(
             WorkQueue::new("gitrepo-poll", metrics.clone()),
             config.legacy(LegacySwitch::NoPollJitter),
             config.legacy(LegacySwitch::DropGitRepoAfterError),
+            policy,
         ));
         let bundle_ctx = Arc::new(bundle::Context::new(
             store.clone(),
@@ -193,7 +201,8 @@ impl Controller {
             metrics: metrics.clone(),
             scheduler: scheduler.clone(),
             sync_queue: sync_queue.clone(),
-            cache_dir,
+            cache: gitrepo::cache::Cache::open(&cache_dir).map_err(Error::Cache)?,
+            policy,
             git_timeout: config.git_timeout,
         });
         let agent = (config.agent == AgentMode::Simulated).then(|| {

@@ -125,6 +125,15 @@ struct Cli {
     /// Namespace of Fleet's global `gitjob-webhook` Secret.
     #[arg(long, default_value = "cattle-fleet-system")]
     webhook_secret_namespace: String,
+
+    /// Accept file:// GitRepo repositories (local experiments only: they read this
+    /// controller's disk, including other GitRepos' caches).
+    #[arg(long, env = "FLEET_ALLOW_FILE_REPOS")]
+    allow_file_repos: bool,
+
+    /// GitRepo pollingInterval values below this are raised to it.
+    #[arg(long, env = "FLEET_MIN_POLLING_INTERVAL", default_value = "15s", value_parser = duration)]
+    min_polling_interval: Duration,
 }
 
 #[derive(Subcommand, Debug)]
@@ -270,6 +279,8 @@ async fn main() -> anyhow::Result<()> {
                 git_cache_dir: cli.git_cache_dir,
                 git_timeout: cli.git_timeout,
                 webhook_secret_namespace: cli.webhook_secret_namespace,
+                allow_file_repos: cli.allow_file_repos,
+                min_polling_interval: cli.min_polling_interval,
             };
             tracing::info!(profile = %cli.profile, legacy = %config.legacy, agent = ?config.agent, "starting");
             let client = client(cli.kubeconfig.as_deref()).await?;

@@ -4,10 +4,49 @@
 //! disk), like Fleet's `LatestCommit`. Syncs fetch the one wanted ref with depth 1 into a bare
 //! repository per GitRepo and read files straight from the commit's tree, so nothing is ever
 //! checked out. All calls block; callers run them on the blocking pool.
+//!
+//! Network calls take a [`Remote`], which can only be made from a URL the
+//! [`validate`](super::validate) policy accepts, so no code path hands libgit2 a local path.
+//! libgit2's messages end up in GitRepo conditions, readable by the GitRepo's owner: local
+//! paths in them (the cache, or whatever a bad URL pointed at) are redacted.
 
 use std::path::Path;
+use std::sync::LazyLock;
 
 use git2::{Cred, Direction, FetchOptions, Oid, RemoteCallbacks, Repository};
+use regex::Regex;
+
+use super::validate::{self, Policy};
+
+/// A repository URL the policy allows reading.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Remote(String);
+
+impl Remote {
+    /// Checks `url` against `policy`.
+    pub fn new(url: &str, policy: &Policy) -> Result<Self, validate::Error> {
+        validate::check_repo_url(url, policy)?;
+        Ok(Remote(url.trim().to_owned()))
+    }
+
+    /// The URL.
+    pub fn url(&self) -> &str {
+        &self.0
+    }
+}
+
+static LOCAL_PATH: LazyLock<Regex> = LazyLock::new(|| {
+    // An absolute path starts a message or follows a space, quote, bracket, '=' or ','; a
+    // URL's "//host/..." follows ':' and is kept.
+    Regex::new(r#"(^|[\s'"(\[=,])/[^\s'"\])]*"#).unwrap_or_else(|_| Regex::new("$^").unwrap())
+});
+
+/// `message` with absolute local paths replaced by `<local path>`.
+pub fn redact(message: &str) -> String {
+    LOCAL_PATH
+        .replace_all(message, "${1}<local path>")
+        .into_owned()
+}
 
 /// Credentials for HTTP basic auth (a `kubernetes.io/basic-auth` Secret).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -84,12 +123,10 @@ pub enum Error {
         /// libgit2's message.
         message: String,
     },
-    /// The local cache could not be used.
-    #[error("git cache {path}: {message}")]
+    /// The local cache could not be used (its path is deliberately not shown).
+    #[error("git cache: {message}")]
     Cache {
-        /// Cache path.
-        path: String,
-        /// libgit2's message.
+        /// libgit2's or the OS's message, local paths redacted.
         message: String,
     },
     /// The operation did not finish in time.
@@ -124,12 +161,13 @@ fn callbacks(credentials: Option<&Credentials>) -> RemoteCallbacks<'_> {
 
 /// Lists the refs of `url`: `(name, commit)` pairs, peeled tags as `refs/tags/x^{}`.
 pub fn ls_remote(
-    url: &str,
+    remote: &Remote,
     credentials: Option<&Credentials>,
 ) -> Result<Vec<(String, Oid)>, Error> {
+    let url = remote.url();
     let unreachable = |e: git2::Error| Error::Unreachable {
         url: url.to_owned(),
-        message: e.message().to_owned(),
+        message: redact(e.message()),
     };
     let mut remote = git2::Remote::create_detached(url).map_err(unreachable)?;
     let connection = remote
@@ -190,19 +228,28 @@ pub fn resolve(url: &str, refs: &[(String, Oid)], target: &Target) -> Result<Str
 /// Opens (creating if needed) the bare cache repository at `path`.
 pub fn open_cache(path: &Path) -> Result<Repository, Error> {
     let cache = |e: git2::Error| Error::Cache {
-        path: path.display().to_string(),
-        message: e.message().to_owned(),
+        message: redact(e.message()),
     };
     match Repository::open_bare(path) {
         Ok(repo) => Ok(repo),
         Err(_) => {
-            std::fs::create_dir_all(path).map_err(|e| Error::Cache {
-                path: path.display().to_string(),
-                message: e.to_string(),
+            create_private_dir(path).map_err(|e| Error::Cache {
+                message: redact(&e.to_string()),
             })?;
             Repository::init_bare(path).map_err(cache)
         }
     }
+}
+
+/// Creates `path` (and missing parents) readable by this user only: a cache holds what other
+/// GitRepos' credentials fetched.
+pub fn create_private_dir(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
 }
 
 fn is_sha(revision: &str) -> bool {
@@ -249,10 +296,11 @@ fn fetch_ref(
 /// server.
 pub fn fetch_target(
     repo: &Repository,
-    url: &str,
+    remote: &Remote,
     target: &Target,
     credentials: Option<&Credentials>,
 ) -> Result<Oid, Error> {
+    let url = remote.url();
     let source = match target {
         Target::Branch(branch) => format!("refs/heads/{branch}"),
         Target::Revision(revision) if is_sha(revision) => {
@@ -269,12 +317,12 @@ pub fn fetch_target(
         Ok(oid) => Ok(oid),
         Err(e) => {
             // Diagnose: unreachable, or a missing branch/tag.
-            let refs = ls_remote(url, credentials)?;
+            let refs = ls_remote(remote, credentials)?;
             resolve(url, &refs, target)?;
             Err(Error::Fetch {
                 url: url.to_owned(),
                 what: source,
-                message: e.message().to_owned(),
+                message: redact(e.message()),
             })
         }
     }
@@ -331,7 +379,8 @@ mod tests {
     #[test]
     fn an_unreachable_repo_is_an_actionable_error() {
         // Port 9 (discard) on localhost: nothing listens in the test environment.
-        let err = ls_remote("http://127.0.0.1:9/nothing.git", None).unwrap_err();
+        let remote = Remote::new("http://127.0.0.1:9/nothing.git", &Policy::default()).unwrap();
+        let err = ls_remote(&remote, None).unwrap_err();
         let text = err.to_string();
         assert!(
             text.starts_with("cannot list refs of http://127.0.0.1:9/nothing.git"),
@@ -353,17 +402,61 @@ mod tests {
             .commit(Some("refs/heads/main"), &sig, &sig, "c1", &tree, &[])
             .unwrap();
         let url = format!("file://{}", dir.path().join("origin").display());
-        let refs = ls_remote(&url, None).unwrap();
+        assert!(
+            Remote::new(&url, &Policy::default()).is_err(),
+            "off by default"
+        );
+        let allow = Policy {
+            allow_file_repos: true,
+            ..Policy::default()
+        };
+        let remote = Remote::new(&url, &allow).unwrap();
+        let refs = ls_remote(&remote, None).unwrap();
         let head = resolve(&url, &refs, &Target::Branch("main".into())).unwrap();
         assert_eq!(head, commit.to_string());
         let cache = open_cache(&dir.path().join("cache")).unwrap();
-        let fetched = fetch_target(&cache, &url, &Target::Branch("main".into()), None).unwrap();
+        let fetched = fetch_target(&cache, &remote, &Target::Branch("main".into()), None).unwrap();
         assert_eq!(fetched, commit);
         assert!(cache.find_commit(commit).is_ok());
         // A revision already in the cache needs no fetch.
-        let by_sha = fetch_target(&cache, &url, &Target::Revision(head), None).unwrap();
+        let by_sha = fetch_target(&cache, &remote, &Target::Revision(head), None).unwrap();
         assert_eq!(by_sha, commit);
-        let missing = fetch_target(&cache, &url, &Target::Branch("nope".into()), None).unwrap_err();
+        let missing =
+            fetch_target(&cache, &remote, &Target::Branch("nope".into()), None).unwrap_err();
         assert!(matches!(missing, Error::NoSuchBranch { .. }), "{missing}");
+    }
+
+    #[test]
+    fn local_paths_never_reach_messages() {
+        assert_eq!(
+            redact("could not find repository at '/etc'"),
+            "could not find repository at '<local path>'"
+        );
+        assert_eq!(
+            redact("/var/cache/x: permission denied"),
+            "<local path> permission denied"
+        );
+        assert_eq!(
+            redact("failed to connect to http://127.0.0.1:9/nothing.git: refused"),
+            "failed to connect to http://127.0.0.1:9/nothing.git: refused"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let blocker = dir.path().join("file");
+        std::fs::write(&blocker, "x").unwrap();
+        let Err(err) = open_cache(&blocker.join("sub")) else {
+            panic!("a cache under a file cannot be created");
+        };
+        let err = err.to_string();
+        assert!(!err.contains(&*dir.path().to_string_lossy()), "{err}");
+    }
+
+    #[test]
+    fn cache_directories_are_private() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a/b");
+        open_cache(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
     }
 }

@@ -9,13 +9,14 @@
 //! malformed fleet.yaml, missing credentials) become conditions and `display.message` with
 //! what to check, and never take a GitRepo off the polling schedule (except the legacy switch).
 
+pub mod cache;
 pub mod fleetyaml;
 pub mod git;
 pub mod poll;
 pub mod reader;
+pub mod validate;
 
 use std::collections::HashSet;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,8 +34,9 @@ use crate::queue::{Action, ReconcileFailure, WorkQueue, backoff};
 use crate::status::{GitRepoFacts, PollFacts, StatusKey, StatusWriter, SyncFacts};
 use crate::store::{BundleEntry, Key, Store};
 
-use git::{Credentials, Target};
+use git::{Credentials, Remote, Target};
 use poll::Scheduler;
+use validate::Policy;
 
 /// Concurrent Bundle writes per sync.
 const WRITE_CONCURRENCY: usize = 8;
@@ -42,6 +44,9 @@ const WRITE_CONCURRENCY: usize = 8;
 /// Errors of polls and syncs.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The GitRepo spec is refused (bad repo URL, polling interval or target).
+    #[error(transparent)]
+    Invalid(#[from] validate::Error),
     /// A git operation failed.
     #[error(transparent)]
     Git(#[from] git::Error),
@@ -66,6 +71,17 @@ pub enum Error {
     Task(String),
 }
 
+impl Error {
+    /// The condition reason this error is reported with.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::Invalid(e) => e.reason(),
+            Error::Read(e) => e.reason(),
+            _ => "Error",
+        }
+    }
+}
+
 /// What the GitRepo reconcilers need.
 pub struct Context {
     /// API client.
@@ -81,7 +97,9 @@ pub struct Context {
     /// The sync queue.
     pub sync_queue: WorkQueue<Key>,
     /// Where fetched repositories are cached.
-    pub cache_dir: PathBuf,
+    pub cache: cache::Cache,
+    /// What a GitRepo spec may ask for.
+    pub policy: Policy,
     /// Timeout of one git operation.
     pub git_timeout: Duration,
 }
@@ -160,13 +178,13 @@ async fn blocking<T: Send + 'static>(
 
 /// The commit a GitRepo should deploy, per an ls-remote.
 async fn latest_commit(ctx: &Context, repo: &GitRepo) -> Result<String, Error> {
+    let remote = Remote::new(&repo.spec.repo, &ctx.policy)?;
     let creds = credentials(ctx, repo).await?;
-    let url = repo.spec.repo.clone();
+    let url = remote.url().to_owned();
     let target = Target::of(repo.spec.branch.as_deref(), repo.spec.revision.as_deref());
-    let u = url.clone();
     blocking(ctx.git_timeout, &url, move || {
-        let refs = git::ls_remote(&u, creds.as_ref())?;
-        Ok(git::resolve(&u, &refs, &target)?)
+        let refs = git::ls_remote(&remote, creds.as_ref())?;
+        Ok(git::resolve(remote.url(), &refs, &target)?)
     })
     .await
 }
@@ -242,6 +260,7 @@ pub fn poll_error_policy(
 
 fn record_sync_error(ctx: &Context, key: &Key, repo: &GitRepo, error: &Error) {
     let message = error.to_string();
+    let reason = Some(error.reason()).filter(|r| *r != "Error");
     tracing::info!(gitrepo = %key, error = %message, "sync failed");
     Metrics::count(&ctx.metrics.gitrepo_syncs, "error");
     ctx.status.update_gitrepo(key, |facts| {
@@ -251,6 +270,7 @@ fn record_sync_error(ctx: &Context, key: &Key, repo: &GitRepo, error: &Error) {
             observed_generation: repo.metadata.generation.unwrap_or_default(),
             update_generation: repo.spec.force_sync_generation,
             error: Some(message),
+            reason,
             in_progress: false,
             source: previous.source,
         });
@@ -270,6 +290,15 @@ pub async fn sync(key: Key, ctx: Arc<Context>) -> Result<Action, Error> {
         ctx.status.forget(&status_key(&key));
         return Ok(Action::await_change());
     };
+    let notice = validate::clamp_notice(&repo.spec, &ctx.policy);
+    ctx.status
+        .update_gitrepo(&key, |facts| facts.polling_notice = notice);
+    if let Err(invalid) = validate::check(&repo.spec, &ctx.policy) {
+        // Nothing is fetched or written, and existing Bundles stay: an edit that fixes the
+        // spec triggers the next sync, so retrying would only repeat the message.
+        record_sync_error(&ctx, &key, &repo, &Error::Invalid(invalid));
+        return Ok(Action::await_change());
+    }
     match fetch_and_read(&ctx, &key, &repo).await {
         Ok((commit, bundles)) => {
             let names: HashSet<String> = bundles
@@ -292,6 +321,7 @@ pub async fn sync(key: Key, ctx: Arc<Context>) -> Result<Action, Error> {
                     observed_generation: repo.metadata.generation.unwrap_or_default(),
                     update_generation: repo.spec.force_sync_generation,
                     error: None,
+                    reason: None,
                     in_progress: false,
                     source: Some(source_of(&repo)),
                 });
@@ -343,13 +373,10 @@ async fn fetch_and_read(
     key: &Key,
     repo: &GitRepo,
 ) -> Result<(String, Vec<Bundle>), Error> {
-    let url = repo.spec.repo.clone();
+    let remote = Remote::new(&repo.spec.repo, &ctx.policy)?;
+    let url = remote.url().to_owned();
     let target = Target::of(repo.spec.branch.as_deref(), repo.spec.revision.as_deref());
-    let cache = ctx.cache_dir.join(format!(
-        "{}-{}",
-        key.namespace,
-        crate::names::key_hash(&key.to_string())
-    ));
+    let cache = ctx.cache.dir_for(repo);
     if let Some(commit) = commit_to_reuse(&ctx.status.gitrepo_facts(key), &source_of(repo)) {
         // A target or option edit at scale is hundreds of syncs at once; fetching each
         // repository again would put a git round trip (and the git server's CPU) between
@@ -375,10 +402,9 @@ async fn fetch_and_read(
     }
     let creds = credentials(ctx, repo).await?;
     let gitrepo = repo.clone();
-    let u = url.clone();
     let read = blocking(ctx.git_timeout, &url, move || {
         let cache_repo = git::open_cache(&cache)?;
-        let oid = git::fetch_target(&cache_repo, &u, &target, creds.as_ref())?;
+        let oid = git::fetch_target(&cache_repo, &remote, &target, creds.as_ref())?;
         let bundles = reader::read_bundles(&cache_repo, oid, &gitrepo)?;
         Ok((oid.to_string(), bundles))
     })

@@ -13,20 +13,16 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use crate::config::parse_go_duration;
+use crate::api::GitRepo;
 use crate::queue::WorkQueue;
 use crate::store::Key;
 
-use crate::api::{DEFAULT_POLLING_INTERVAL, GitRepo};
+use super::validate::{self, Policy};
 
-/// The polling interval of a GitRepo (Fleet's default 15s when unset, empty, zero or invalid).
-pub fn polling_interval(repo: &GitRepo) -> Duration {
-    repo.spec
-        .polling_interval
-        .as_deref()
-        .and_then(|text| parse_go_duration(text).ok())
-        .filter(|d| !d.is_zero())
-        .unwrap_or(DEFAULT_POLLING_INTERVAL)
+/// The polling interval of a GitRepo: its own (Fleet's default 15s when unset or empty),
+/// raised to the policy's floor.
+pub fn polling_interval(repo: &GitRepo, policy: &Policy) -> Duration {
+    validate::effective_interval(&repo.spec, policy)
 }
 
 /// `interval` plus a uniform jitter in `[0, 10%]` of it (none with `no_jitter`).
@@ -52,18 +48,31 @@ pub struct Scheduler {
     dropped: Mutex<HashSet<Key>>,
     no_jitter: bool,
     drop_after_error: bool,
+    policy: Policy,
 }
 
 impl Scheduler {
-    /// A scheduler feeding `queue` (the poll queue).
-    pub fn new(queue: WorkQueue<Key>, no_jitter: bool, drop_after_error: bool) -> Self {
+    /// A scheduler feeding `queue` (the poll queue); `policy` sets the interval floor and
+    /// which specs are refused (those are not polled).
+    pub fn new(
+        queue: WorkQueue<Key>,
+        no_jitter: bool,
+        drop_after_error: bool,
+        policy: Policy,
+    ) -> Self {
         Scheduler {
             queue,
             entries: Mutex::new(HashMap::new()),
             dropped: Mutex::new(HashSet::new()),
             no_jitter,
             drop_after_error,
+            policy,
         }
+    }
+
+    /// What this controller accepts in a GitRepo spec.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
     }
 
     /// The poll queue.
@@ -81,9 +90,11 @@ impl Scheduler {
     /// anything else leaves the pending poll alone.
     pub fn upsert(&self, repo: &GitRepo) {
         let key = Key::of(&repo.metadata);
+        // A refused spec (say, a file:// repo) must not reach git at all, not even ls-remote.
+        let refused = validate::check(&repo.spec, &self.policy).is_err();
         let entry = Entry {
-            interval: polling_interval(repo),
-            disabled: repo.spec.disable_polling,
+            interval: polling_interval(repo, &self.policy),
+            disabled: repo.spec.disable_polling || refused,
             generation: repo.metadata.generation.unwrap_or_default(),
         };
         let previous = self.entries.lock().insert(key.clone(), entry.clone());
@@ -190,8 +201,25 @@ mod tests {
         assert_eq!(next_delay(interval, true), interval);
     }
 
+    /// Lets the tests below use intervals under the production floor.
+    fn test_policy() -> Policy {
+        Policy {
+            min_polling_interval: Duration::from_millis(1),
+            ..Policy::default()
+        }
+    }
+
+    fn scheduler(no_jitter: bool, drop_after_error: bool) -> Scheduler {
+        Scheduler::new(
+            WorkQueue::new("poll", Arc::new(Metrics::new())),
+            no_jitter,
+            drop_after_error,
+            test_policy(),
+        )
+    }
+
     #[test]
-    fn intervals_parse_go_durations_with_fleets_default() {
+    fn intervals_parse_go_durations_with_fleets_default_and_floor() {
         let repo = |interval: Option<&str>| {
             GitRepo::new(
                 "r",
@@ -201,19 +229,46 @@ mod tests {
                 },
             )
         };
-        assert_eq!(polling_interval(&repo(Some("1m"))), Duration::from_secs(60));
-        assert_eq!(polling_interval(&repo(None)), Duration::from_secs(15));
-        assert_eq!(polling_interval(&repo(Some("0s"))), Duration::from_secs(15));
+        let policy = Policy::default();
         assert_eq!(
-            polling_interval(&repo(Some("bogus"))),
+            polling_interval(&repo(Some("1m")), &policy),
+            Duration::from_secs(60)
+        );
+        assert_eq!(
+            polling_interval(&repo(None), &policy),
             Duration::from_secs(15)
         );
+        assert_eq!(
+            polling_interval(&repo(Some("1ns")), &policy),
+            Duration::from_secs(15),
+            "raised to the floor"
+        );
+    }
+
+    #[tokio::test]
+    async fn refused_specs_are_not_polled_until_fixed() {
+        let key = Key::new("ns", "r");
+        let scheduler = scheduler(false, false);
+        let mut r = repo(1, "abc");
+        r.spec.repo = "https://h/r".into();
+        scheduler.upsert(&r);
+        assert!(!scheduler.queue().is_waiting(&key), "invalid interval");
+        assert_eq!(scheduler.after_poll(&key, false, Duration::ZERO), None);
+        let mut file = repo(2, "10s");
+        file.spec.repo = "file:///etc".into();
+        scheduler.upsert(&file);
+        assert!(!scheduler.queue().is_waiting(&key), "file:// repo");
+        let mut fixed = repo(3, "10s");
+        fixed.spec.repo = "https://h/r".into();
+        scheduler.upsert(&fixed);
+        assert!(scheduler.queue().is_waiting(&key));
     }
 
     fn repo(generation: i64, interval: &str) -> GitRepo {
         let mut r = GitRepo::new(
             "r",
             GitRepoSpec {
+                repo: "https://h/r".into(),
                 polling_interval: Some(interval.into()),
                 ..Default::default()
             },
@@ -226,11 +281,7 @@ mod tests {
     #[tokio::test]
     async fn a_failed_poll_keeps_the_schedule_unless_the_legacy_switch_drops_it() {
         let key = Key::new("ns", "r");
-        let current = Scheduler::new(
-            WorkQueue::new("poll", Arc::new(Metrics::new())),
-            false,
-            false,
-        );
+        let current = scheduler(false, false);
         current.upsert(&repo(1, "10s"));
         assert!(current.queue().is_waiting(&key));
         let next = current
@@ -238,7 +289,7 @@ mod tests {
             .unwrap();
         assert!(next >= Duration::from_millis(9900) && next <= Duration::from_millis(10_900));
 
-        let legacy = Scheduler::new(WorkQueue::new("poll", Arc::new(Metrics::new())), true, true);
+        let legacy = scheduler(true, true);
         legacy.upsert(&repo(1, "10s"));
         legacy.queue().cancel_delayed(&key);
         assert_eq!(
@@ -259,11 +310,7 @@ mod tests {
     #[tokio::test]
     async fn disable_polling_takes_the_gitrepo_off_the_schedule_and_back() {
         let key = Key::new("ns", "r");
-        let scheduler = Scheduler::new(
-            WorkQueue::new("poll", Arc::new(Metrics::new())),
-            false,
-            false,
-        );
+        let scheduler = scheduler(false, false);
         let mut r = repo(1, "10s");
         scheduler.upsert(&r);
         assert!(scheduler.queue().is_waiting(&key));
@@ -282,11 +329,7 @@ mod tests {
     #[tokio::test]
     async fn unrelated_updates_do_not_move_the_next_poll_but_resync_rearms_missing_ones() {
         let key = Key::new("ns", "r");
-        let scheduler = Scheduler::new(
-            WorkQueue::new("poll", Arc::new(Metrics::new())),
-            false,
-            false,
-        );
+        let scheduler = scheduler(false, false);
         scheduler.upsert(&repo(1, "10s"));
         assert!(scheduler.queue().is_waiting(&key));
         // Pretend the pending poll vanished (as a lost timer would): resync puts it back.

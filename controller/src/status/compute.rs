@@ -70,6 +70,9 @@ pub struct SyncFacts {
     pub error: Option<String>,
     /// A sync is running.
     pub in_progress: bool,
+    /// Condition reason for `error` (`Error` when unset): says which kind of problem, e.g.
+    /// `InvalidPollingInterval`, so tools need not parse messages.
+    pub reason: Option<&'static str>,
     /// What the commit was fetched for ([`crate::gitrepo::source_of`]): while it and the
     /// known remote commit stay the same, a sync reads the cached commit instead of
     /// fetching again.
@@ -85,6 +88,8 @@ pub struct GitRepoFacts {
     pub webhook: Option<WebhookFacts>,
     /// Last sync.
     pub sync: Option<SyncFacts>,
+    /// Set when the GitRepo's `pollingInterval` was raised to the controller's floor.
+    pub polling_notice: Option<String>,
 }
 
 /// What the agent reported about a cluster.
@@ -338,17 +343,44 @@ pub fn gitrepo_status(
 ) -> GitRepoStatus {
     let mut status = repo.status.clone().unwrap_or_default();
     let mut error: Option<String> = None;
+    let mut reason = "Error";
     if let Some(poll) = &facts.poll {
         if let Some(commit) = &poll.commit {
             status.polling_commit = commit.clone();
         }
         status.last_polling_triggered = Some(poll.at.clone());
-        conditions::set_error(
+        error = poll.error.clone();
+    }
+    // One write per condition: setting it twice per computation would move its timestamps
+    // on every recompute.
+    match (
+        facts.poll.as_ref().and_then(|p| p.error.as_deref()),
+        &facts.polling_notice,
+    ) {
+        (Some(poll_error), _) => conditions::set(
             &mut status.conditions,
             conditions::GIT_POLLING,
-            poll.error.as_deref(),
-        );
-        error = poll.error.clone();
+            false,
+            "Error",
+            poll_error,
+        ),
+        (None, Some(notice)) => conditions::set(
+            &mut status.conditions,
+            conditions::GIT_POLLING,
+            true,
+            "PollingIntervalRaised",
+            notice,
+        ),
+        (None, None) if facts.poll.is_some() => {
+            conditions::set(
+                &mut status.conditions,
+                conditions::GIT_POLLING,
+                true,
+                "",
+                "",
+            );
+        }
+        (None, None) => {}
     }
     if let Some(webhook) = &facts.webhook {
         status.webhook_commit = webhook.commit.clone();
@@ -366,11 +398,17 @@ pub fn gitrepo_status(
             (None, false) => "Current",
         }
         .to_owned();
-        conditions::set_error(
-            &mut status.conditions,
-            conditions::ACCEPTED,
-            sync.error.as_deref(),
-        );
+        let sync_reason = sync.reason.unwrap_or("Error");
+        match sync.error.as_deref() {
+            Some(message) => conditions::set(
+                &mut status.conditions,
+                conditions::ACCEPTED,
+                false,
+                sync_reason,
+                message,
+            ),
+            None => conditions::set(&mut status.conditions, conditions::ACCEPTED, true, "", ""),
+        }
         conditions::set(
             &mut status.conditions,
             conditions::RECONCILING,
@@ -380,6 +418,7 @@ pub fn gitrepo_status(
         );
         if sync.error.is_some() {
             error = sync.error.clone();
+            reason = sync_reason;
         }
     }
     match &error {
@@ -387,7 +426,7 @@ pub fn gitrepo_status(
             &mut status.conditions,
             conditions::STALLED,
             true,
-            "Error",
+            reason,
             message,
         ),
         None => conditions::set(&mut status.conditions, conditions::STALLED, false, "", ""),
@@ -453,7 +492,7 @@ pub fn gitrepo_status(
             &mut status.conditions,
             conditions::READY,
             false,
-            "Error",
+            reason,
             message,
         );
     } else if let Some(message) = sorted_bundle_errors.first() {
@@ -751,6 +790,50 @@ mod tests {
         assert_eq!(ready.message, "cannot reach http://git/r");
         assert!(status.display.error);
         assert_eq!(status.commit, "abc", "an error keeps the last good commit");
+    }
+
+    #[test]
+    fn refused_specs_and_raised_intervals_show_their_reason() {
+        let mut repo = GitRepo::new("r", GitRepoSpec::default());
+        repo.metadata.namespace = Some("fleet-default".into());
+        let refused = GitRepoFacts {
+            sync: Some(SyncFacts {
+                error: Some("spec.pollingInterval \"abc\" is invalid: ...".into()),
+                reason: Some("InvalidPollingInterval"),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let status = gitrepo_status(&repo, &refused, &[], &[]);
+        for type_ in [conditions::READY, conditions::STALLED, conditions::ACCEPTED] {
+            let c = conditions::get(&status.conditions, type_).unwrap();
+            assert_eq!(c.reason, "InvalidPollingInterval", "{type_}");
+            assert!(
+                c.message.contains("spec.pollingInterval \"abc\""),
+                "{type_}"
+            );
+        }
+        let raised = GitRepoFacts {
+            poll: Some(PollFacts {
+                commit: Some("abc".into()),
+                at: Time(jiff::Timestamp::UNIX_EPOCH),
+                error: None,
+            }),
+            polling_notice: Some("raised to 15s".into()),
+            ..Default::default()
+        };
+        let first = gitrepo_status(&repo, &raised, &[], &[]);
+        let polling = conditions::get(&first.conditions, conditions::GIT_POLLING).unwrap();
+        assert_eq!(
+            (
+                polling.status.as_str(),
+                polling.reason.as_str(),
+                polling.message.as_str()
+            ),
+            ("True", "PollingIntervalRaised", "raised to 15s")
+        );
+        repo.status = Some(first.clone());
+        assert_eq!(gitrepo_status(&repo, &raised, &[], &[]), first, "stable");
     }
 
     #[test]

@@ -94,6 +94,8 @@ pub fn test_config() -> Config {
             max: Duration::from_millis(20),
         },
         git_timeout: Duration::from_secs(10),
+        // The tests poll every second or two to stay fast.
+        min_polling_interval: Duration::from_millis(500),
         ..Config::default()
     }
 }

@@ -703,3 +703,77 @@ async fn bodies_stream_both_ways_without_buffering() {
     proxy.shutdown().await;
     bounded(upstream).await.unwrap();
 }
+
+/// An upstream that sends part of a body and then goes silent (without closing) cannot
+/// hold the proxy forever: the body fails after the upstream timeout and is recorded.
+#[tokio::test]
+async fn a_stalled_upstream_body_is_cut_and_recorded_as_an_error() {
+    use bytes::Bytes;
+    use futures::SinkExt as _;
+    use http_body_util::StreamBody;
+    use hyper::body::{Frame, Incoming};
+    use std::convert::Infallible;
+    use tokio::sync::oneshot;
+
+    fleetbench::init_crypto();
+    let (release_tx, release_rx) = oneshot::channel::<()>();
+    let release = std::sync::Arc::new(parking_lot::Mutex::new(Some(release_rx)));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream_addr = listener.local_addr().unwrap();
+    let upstream = tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let service = hyper::service::service_fn(move |_: http::Request<Incoming>| {
+            let release = release.lock().take().unwrap();
+            async move {
+                let (mut tx, rx) =
+                    futures::channel::mpsc::channel::<Result<Frame<Bytes>, Infallible>>(4);
+                tx.send(Ok(Frame::data(Bytes::from_static(
+                    b"001e# service=git-upload-pack\n",
+                ))))
+                .await
+                .unwrap();
+                // Keeps the body open, silent, until the test ends.
+                tokio::spawn(async move {
+                    let _ = release.await;
+                    drop(tx);
+                });
+                Ok::<_, Infallible>(http::Response::new(StreamBody::new(rx)))
+            }
+        });
+        let _ = hyper::server::conn::http1::Builder::new()
+            .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+            .await;
+    });
+
+    let mut config = ProxyConfig::new(format!("http://{upstream_addr}"));
+    config.upstream_timeout = Duration::from_secs(1);
+    let proxy = GitProxy::start(config).await.unwrap();
+    let mut response = bounded(
+        reqwest::Client::new()
+            .get(format!(
+                "{}/o/stalled.git/info/refs?service=git-upload-pack",
+                proxy.url()
+            ))
+            .send(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 200);
+    let first = bounded(response.chunk()).await.unwrap().unwrap();
+    assert!(first.starts_with(b"001e"));
+    assert!(
+        bounded(response.chunk()).await.is_err(),
+        "the stalled body ends in an error"
+    );
+    wait_until("the cut request is recorded", || {
+        !proxy.requests(&RequestFilter::default()).is_empty()
+    })
+    .await;
+    assert_eq!(
+        summary(&proxy.requests(&RequestFilter::default())),
+        vec![(GitService::UploadPackAdvertisement, 200, Outcome::Error)]
+    );
+    drop(release_tx);
+    proxy.shutdown().await;
+    upstream.abort();
+}

@@ -128,9 +128,14 @@ pub(crate) async fn handle(
                 && !request.headers().contains_key(header::CONTENT_ENCODING)
         })
         .map(|_| command);
-    let Some(upstream_request) =
-        upstream_request(&shared.upstream, &upstream_path, client, request, sniff)
-    else {
+    let Some(upstream_request) = upstream_request(
+        &shared.upstream,
+        &upstream_path,
+        client,
+        request,
+        sniff,
+        shared.upstream_timeout,
+    ) else {
         return Ok(local_answer(
             StatusCode::BAD_REQUEST,
             "the request cannot be forwarded",
@@ -176,7 +181,7 @@ pub(crate) async fn handle(
         headers.insert(header::LOCATION, location);
     }
     let mut response = Response::new(ProxyBody {
-        kind: Kind::Upstream(body),
+        kind: Kind::Upstream(body, Stall::new(shared.upstream_timeout)),
         recorder,
     });
     *response.status_mut() = parts.status;
@@ -192,6 +197,7 @@ fn upstream_request(
     client: SocketAddr,
     request: Request<Incoming>,
     sniff: Option<Arc<OnceLock<String>>>,
+    stall_limit: Duration,
 ) -> Option<Request<RequestBody>> {
     if !path_and_query.starts_with('/') {
         return None;
@@ -202,7 +208,7 @@ fn upstream_request(
         .path_and_query(path_and_query)
         .build()
         .ok()?;
-    let (mut parts, body) = request.into_parts();
+    let (mut parts, incoming) = request.into_parts();
     parts.uri = uri;
     // The upstream connection is HTTP/1.1 whatever the client spoke.
     parts.version = Version::HTTP_11;
@@ -220,7 +226,11 @@ fn upstream_request(
     );
     Some(Request::from_parts(
         parts,
-        RequestBody { inner: body, sniff },
+        RequestBody {
+            inner: incoming,
+            stall: Stall::new(stall_limit),
+            sniff,
+        },
     ))
 }
 
@@ -327,24 +337,70 @@ fn text_response(
     response
 }
 
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A body that stopped moving: nothing arrived for the stall limit.
+#[derive(Debug, thiserror::Error)]
+#[error("no data for {0:?}")]
+struct Stalled(Duration);
+
+/// Bounds the wait for each next chunk of a streamed body, so a peer that stops sending
+/// (without closing) cannot hold a request, its connection and its log entry forever.
+/// The limit is the upstream timeout: a body may take any time in total while it moves.
+#[derive(Debug)]
+struct Stall {
+    limit: Duration,
+    timer: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl Stall {
+    fn new(limit: Duration) -> Self {
+        Self {
+            limit,
+            timer: Box::pin(tokio::time::sleep(limit)),
+        }
+    }
+
+    /// Polls `body` for its next frame, failing it once it has been silent for the limit.
+    fn poll_frame(
+        &mut self,
+        body: &mut Incoming,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match Pin::new(body).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                self.timer
+                    .as_mut()
+                    .reset(tokio::time::Instant::now() + self.limit);
+                Poll::Ready(frame.map(|frame| frame.map_err(BoxError::from)))
+            }
+            Poll::Pending => match self.timer.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Some(Err(Stalled(self.limit).into()))),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+}
+
 /// The client's request body on its way upstream. It notes the protocol v2 command of an
 /// upload-pack request from the first chunk as it passes, so nothing is held back.
 #[derive(Debug)]
 pub(crate) struct RequestBody {
     inner: Incoming,
+    stall: Stall,
     sniff: Option<Arc<OnceLock<String>>>,
 }
 
 impl Body for RequestBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
-        let frame = ready!(Pin::new(&mut this.inner).poll_frame(cx));
+        let frame = ready!(this.stall.poll_frame(&mut this.inner, cx));
         if let Some(Ok(frame)) = &frame
             && let Some(data) = frame.data_ref()
             && let Some(slot) = this.sniff.take()
@@ -374,21 +430,21 @@ pub(crate) struct ProxyBody {
 
 #[derive(Debug)]
 enum Kind {
-    Upstream(Incoming),
+    Upstream(Incoming, Stall),
     Full(Option<Bytes>),
 }
 
 impl Body for ProxyBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
         let frame = match &mut this.kind {
-            Kind::Upstream(body) => ready!(Pin::new(body).poll_frame(cx)),
+            Kind::Upstream(body, stall) => ready!(stall.poll_frame(body, cx)),
             Kind::Full(data) => data.take().map(|data| Ok(Frame::data(data))),
         };
         match &frame {
@@ -410,14 +466,14 @@ impl Body for ProxyBody {
 
     fn is_end_stream(&self) -> bool {
         match &self.kind {
-            Kind::Upstream(body) => body.is_end_stream(),
+            Kind::Upstream(body, _) => body.is_end_stream(),
             Kind::Full(data) => data.is_none(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match &self.kind {
-            Kind::Upstream(body) => body.size_hint(),
+            Kind::Upstream(body, _) => body.size_hint(),
             Kind::Full(data) => {
                 SizeHint::with_exact(data.as_ref().map_or(0, |data| data.len() as u64))
             }

@@ -23,7 +23,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
 use http::{StatusCode, header};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use parking_lot::Mutex;
 use serde_json::{Value, json};
@@ -309,14 +309,13 @@ async fn serve_connection(
     _slot: OwnedSemaphorePermit,
 ) {
     let _ = tcp.set_nodelay(true);
-    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
+    // HTTP/1 only, as kube-apiserver on plain HTTP: HTTP/2 detection would wait for a
+    // preface with no timer running, so a silent connection would be held for ever.
+    let connection = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(header_read_timeout);
-    builder.http2().timer(TokioTimer::new());
-    let connection =
-        builder.serve_connection_with_upgrades(TokioIo::new(tcp), TowerToHyperService::new(router));
+        .header_read_timeout(header_read_timeout)
+        .serve_connection(TokioIo::new(tcp), TowerToHyperService::new(router))
+        .with_upgrades();
     tokio::pin!(connection);
     let result = tokio::select! {
         result = connection.as_mut() => result,

@@ -333,6 +333,13 @@ async fn half_sent_requests_are_closed_after_the_header_timeout_but_watches_are_
         stream.write_all(b"GET /api/v1/names").await.unwrap();
         half_sent.push(stream);
     }
+    // Silent connections and a stalled HTTP/2 preface are held no longer.
+    for _ in 0..5 {
+        half_sent.push(TcpStream::connect(server.addr()).await.unwrap());
+    }
+    let mut preface = TcpStream::connect(server.addr()).await.unwrap();
+    preface.write_all(b"PRI * HTTP/2.0\r\n").await.unwrap();
+    half_sent.push(preface);
     // A watch opened now stays open past the timeout.
     let watch = within(
         "watch",

@@ -33,7 +33,7 @@ mod provider;
 use std::path::PathBuf;
 
 pub use environment::{KindCluster, KindClusters, KindEnvironment, KindSettings};
-pub use provider::{KindEnv, KindProvider};
+pub use provider::{KindEnv, KindProvider, bundled_beside_fleet, external_without_fleet};
 
 /// Why the kind provider could not do what was asked.
 #[derive(Debug, thiserror::Error)]

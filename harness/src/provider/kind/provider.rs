@@ -63,11 +63,31 @@ impl KindProvider {
         }
     }
 
-    /// Upstream Fleet's settings, when it is to be installed (for a caller that wants to
-    /// refuse `--controller bundled` before any cluster is made).
+    /// Upstream Fleet's settings, when it is to be installed.
     pub fn upstream_fleet(&self) -> Option<&FleetSettings> {
         self.options.as_ref().ok()?.fleet.as_ref()
     }
+
+    /// Whether the controller mode fits these options, for a caller that knows the mode
+    /// and wants to stop before any cluster is made (the environment itself only sees
+    /// `start_controller` called or not): the bundled controller cannot run beside
+    /// upstream Fleet, and an external controller on kind can only be the upstream Fleet
+    /// the provider installs, since its clusters are made per suite.
+    pub fn check_controller_mode(&self, bundled: bool) -> Result<(), String> {
+        let options = self.options.as_ref().map_err(|e| e.to_string())?;
+        match (&options.fleet, bundled) {
+            (Some(fleet), true) => Err(bundled_beside_fleet(&fleet.describe())),
+            (None, false) => Err(external_without_fleet()),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The message refusing `--controller external` on kind without upstream Fleet.
+pub fn external_without_fleet() -> String {
+    format!(
+        "--controller external on --provider kind measures the upstream Fleet the provider installs per suite (its clusters are made per suite, so nothing else can be installed there first): set {CHART_ENV} to Fleet's chart (see kind-configs/README.md), or use --controller bundled"
+    )
 }
 
 /// The message refusing the bundled controller beside upstream Fleet.
@@ -303,6 +323,44 @@ mod tests {
         // It got as far as starting the process: the refusal is for upstream Fleet only.
         assert!(matches!(error, ProviderError::Controller(_)), "{error}");
         assert_eq!(*env.agent.lock(), Some(AgentMode::Apply));
+    }
+
+    #[test]
+    fn the_controller_mode_must_fit_whether_fleet_is_installed() {
+        let fleet = KindProvider::with_options(
+            KindOptions::from_lookup(
+                &|n| (n == CHART_ENV).then(|| "fleet/fleet".to_string()),
+                &|_| false,
+            )
+            .expect("valid"),
+        );
+        let error = fleet.check_controller_mode(true).expect_err("bundled");
+        assert!(
+            error.contains("--controller external") && error.contains("fleet/fleet"),
+            "{error}"
+        );
+        fleet
+            .check_controller_mode(false)
+            .expect("external measures Fleet");
+        let plain = KindProvider::default();
+        plain.check_controller_mode(true).expect("bundled");
+        let error = plain
+            .check_controller_mode(false)
+            .expect_err("nothing to measure");
+        assert!(error.contains(CHART_ENV), "{error}");
+        let broken = KindProvider {
+            options: Err(OptionsError::Needs {
+                variable: "FLEETBENCH_KIND_FLEET_VERSION",
+                needs: CHART_ENV,
+                why: "x".to_string(),
+            }),
+        };
+        for bundled in [true, false] {
+            let error = broken
+                .check_controller_mode(bundled)
+                .expect_err("bad settings");
+            assert!(error.contains("FLEETBENCH_KIND_FLEET_VERSION"), "{error}");
+        }
     }
 
     #[test]

@@ -114,3 +114,52 @@ fn sensitivity_sections_name_real_slos_and_switches() {
         }
     }
 }
+
+/// Every SLO on a latency's percentiles or extremes comes with a `missing` guard: those
+/// stats cover only the events that arrived, so without the guard a controller that lost
+/// most of them would pass. The loader enforces it; this proves it does so for the shipped
+/// files (each loads with its guards and is rejected without them).
+#[test]
+fn shipped_latency_slos_fail_to_load_without_their_missing_guard() {
+    let mut checked = 0;
+    for dir in [suites_dir(), suites_dir().join("smoke")] {
+        for (path, suite) in suite::load_dir(&dir).unwrap_or_else(|e| panic!("{e}")) {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let latencies: Vec<String> = suite
+                .measurements()
+                .into_iter()
+                .filter(|(_, kind)| *kind == suite::MeasurementKind::Latency)
+                .map(|(name, _)| name)
+                .collect();
+            for slo in &suite.slos {
+                let arrival_stat =
+                    ["p50", "p90", "p99", "max", "min", "mean"].contains(&slo.stat.as_str());
+                if !arrival_stat || !latencies.contains(&slo.measurement) {
+                    continue;
+                }
+                // Drop the guard of this measurement from the file and load it again.
+                let guard = suite
+                    .slos
+                    .iter()
+                    .find(|g| g.measurement == slo.measurement && g.stat == "missing")
+                    .unwrap_or_else(|| panic!("{}: {} has no missing guard", suite.name, slo.name));
+                let start = text.find(&format!("  - name: {}\n", guard.name)).unwrap();
+                let end = text[start + 4..]
+                    .find("\n  - name: ")
+                    .map(|i| start + 4 + i + 1)
+                    .or_else(|| text[start..].find("\nsensitivity:").map(|i| start + i + 1))
+                    .unwrap_or(text.len());
+                let without = format!("{}{}", &text[..start], &text[end..]);
+                let error = suite::parse_suite(&without, &path)
+                    .expect_err(&format!("{} loads without {}", suite.name, guard.name))
+                    .to_string();
+                assert!(
+                    error.contains("stat: missing") && error.contains(&slo.name),
+                    "{error}"
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 8, "only {checked} guarded SLOs found");
+}

@@ -300,6 +300,7 @@ pub(crate) fn validate(suite: &Suite) -> Result<(), Problem> {
             ));
         }
     }
+    validate_missing_guards(suite, &measurements, &variables)?;
     if let Some(sensitivity) = &suite.sensitivity {
         for name in &sensitivity.fails {
             if !slo_names.contains(name.as_str()) {
@@ -325,6 +326,47 @@ pub(crate) fn validate(suite: &Suite) -> Result<(), Problem> {
                     Some(text),
                 ));
             }
+        }
+    }
+    Ok(())
+}
+
+/// Stats of a latency measurement computed over the events that arrived only: an event
+/// that never arrives does not move them (a p99 over 10 arrivals of 3000 expected looks
+/// fine), so an SLO on one of them means nothing without an SLO on `missing`.
+const ARRIVAL_STATS: [&str; 6] = ["p50", "p90", "p99", "max", "min", "mean"];
+
+/// Every latency measurement an SLO judges by an arrival-only stat must also be judged by
+/// `missing` with `max: 0`, so that an event that never came fails the suite instead of
+/// vanishing from the percentiles.
+fn validate_missing_guards(
+    suite: &Suite,
+    measurements: &BTreeMap<String, MeasurementKind>,
+    variables: &BTreeMap<String, f64>,
+) -> Result<(), Problem> {
+    let guarded = |measurement: &str| {
+        suite.slos.iter().any(|slo| {
+            slo.measurement == measurement
+                && slo.stat == "missing"
+                && slo.min.is_none()
+                && slo
+                    .max
+                    .as_ref()
+                    .and_then(|max| max.evaluate(variables).ok())
+                    .is_some_and(|max| max == 0.0)
+        })
+    };
+    for (index, slo) in suite.slos.iter().enumerate() {
+        let latency = measurements.get(&slo.measurement) == Some(&MeasurementKind::Latency);
+        if latency && ARRIVAL_STATS.contains(&slo.stat.as_str()) && !guarded(&slo.measurement) {
+            return Err(problem(
+                format!("slos[{index}].stat"),
+                format!(
+                    "SLO {:?} judges the {} of {:?}, which counts only the events that arrived; add an SLO on the same measurement with `stat: missing` and `max: 0` so that an event that never arrives fails the suite",
+                    slo.name, slo.stat, slo.measurement
+                ),
+                Some(&format!("name: {}", slo.name)),
+            ));
         }
     }
     Ok(())
@@ -629,6 +671,62 @@ slos:
         );
         let message = parse(&text).unwrap_err().to_string();
         assert!(message.contains("agent: none"), "{message}");
+    }
+
+    #[test]
+    fn an_arrival_stat_without_a_missing_guard_is_rejected_with_its_line() {
+        // The p99 alone would pass a controller that delivered 1 event of 3000.
+        let text = VALID.replace(
+            "  - name: bd-all\n    measurement: label-to-bd\n    stat: missing\n    max: 0\n",
+            "",
+        );
+        let error = parse(&text).unwrap_err();
+        let message = error.to_string();
+        match &error {
+            LoadError::Invalid { field, line, .. } => {
+                assert_eq!(field, "slos[0].stat");
+                assert_eq!(*line, Some(26), "{message}");
+            }
+            other => panic!("{other}"),
+        }
+        assert!(message.contains("stat: missing"), "{message}");
+        assert!(
+            message.starts_with("invalid suite file suites/tiny.yaml:26:"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_missing_guard_must_allow_no_missing_event() {
+        for (bound, why) in [
+            ("max: 1", "a guard that tolerates a lost event"),
+            ("max: bundles", "a guard that tolerates many"),
+        ] {
+            let text = VALID.replace(
+                "    stat: missing\n    max: 0\n",
+                &format!("    stat: missing\n    {bound}\n"),
+            );
+            let message = parse(&text).unwrap_err().to_string();
+            assert!(message.contains("slos[0].stat"), "{why}: {message}");
+        }
+        let at_least = VALID.replace(
+            "    stat: missing\n    max: 0\n",
+            "    stat: missing\n    min: 0\n",
+        );
+        assert!(
+            parse(&at_least).is_err(),
+            "a `min` on missing guards nothing"
+        );
+    }
+
+    #[test]
+    fn missing_guards_apply_to_latency_only() {
+        // A count measurement has no arrivals to lose.
+        let text = VALID.replace(
+            "      measure: label-to-bd\n",
+            "      measure: label-to-bd\n      count_writes: {measure: writes, resources: [bundles]}\n",
+        ) + "  - name: few-writes\n    measurement: writes\n    stat: value\n    max: 10\n";
+        parse(&text).unwrap();
     }
 
     #[test]

@@ -40,11 +40,16 @@ const VERBS: &[&str] = &[
     "DELETECOLLECTION",
 ];
 
+/// Numbers in messages as kube-apiserver prints them (`1e+300`, not 301 digits).
+fn go(value: f64) -> String {
+    crate::validation::go_format_float(value)
+}
+
 /// One thing wrong with a [`FaultConfig`], naming the field as a JSON path.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum FaultError {
     /// A number is NaN or infinite.
-    #[error("{field}: Invalid value: {value}: must be a finite number")]
+    #[error("{field}: Invalid value: {}: must be a finite number", go(*value))]
     NotFinite {
         /// The field.
         field: String,
@@ -52,7 +57,7 @@ pub enum FaultError {
         value: f64,
     },
     /// A duration is negative or longer than [`MAX_LATENCY`].
-    #[error("{field}: Invalid value: {value}: must be between 0 and {max} milliseconds")]
+    #[error("{field}: Invalid value: {}: must be between 0 and {} milliseconds", go(*value), go(*max))]
     Duration {
         /// The field.
         field: String,
@@ -62,7 +67,7 @@ pub enum FaultError {
         max: f64,
     },
     /// A uniform distribution whose lower bound exceeds its upper bound.
-    #[error("{field}: Invalid value: {value}: must not exceed maxMs ({max})")]
+    #[error("{field}: Invalid value: {}: must not exceed maxMs ({})", go(*value), go(*max))]
     Bounds {
         /// The field (`minMs`).
         field: String,
@@ -72,7 +77,7 @@ pub enum FaultError {
         max: f64,
     },
     /// A distribution shape outside the range it is useful in.
-    #[error("{field}: Invalid value: {value}: must be between 0 and {max}")]
+    #[error("{field}: Invalid value: {}: must be between 0 and {}", go(*value), go(*max))]
     Shape {
         /// The field.
         field: String,
@@ -82,7 +87,7 @@ pub enum FaultError {
         max: f64,
     },
     /// A rate outside `[0, 1]`.
-    #[error("{field}: Invalid value: {value}: must be between 0 and 1")]
+    #[error("{field}: Invalid value: {}: must be between 0 and 1", go(*value))]
     Rate {
         /// The field.
         field: String,
@@ -511,6 +516,14 @@ mod tests {
                 "errors[0].code",
                 "errors[0].rate"
             ]
+        );
+        assert_eq!(
+            errors[1].to_string(),
+            "latency[GET].ms: Invalid value: 1e+300: must be between 0 and 3.6e+06 milliseconds"
+        );
+        assert_eq!(
+            errors[1].detail(),
+            "Invalid value: 1e+300: must be between 0 and 3.6e+06 milliseconds"
         );
         assert!(FaultConfig::default().validate().is_ok());
     }

@@ -110,6 +110,20 @@ pub const FOREGROUND_FINALIZER: &str = "foregroundDeletion";
 pub const ORPHAN_FINALIZER: &str = "orphan";
 const MAX_RETRIES: usize = 32;
 
+/// A `metadata.resourceVersion` must be a string (or null): kube-apiserver cannot decode
+/// anything else, and treating it as absent would make a conditional write unconditional.
+fn check_resource_version_type(object: &Value) -> Result<(), ApiError> {
+    match object
+        .get("metadata")
+        .and_then(|m| m.get("resourceVersion"))
+    {
+        None | Some(Value::Null | Value::String(_)) => Ok(()),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "couldn't decode the object: metadata.resourceVersion: expected a string, got {other}"
+        ))),
+    }
+}
+
 /// The metadata an update or patch result must carry to be applied as asked: a
 /// `resourceVersion` that is a string (anything else would silently make the write
 /// unconditional; kube-apiserver fails to decode it), and the request's namespace.
@@ -121,14 +135,7 @@ fn check_update_metadata(
     let Some(meta) = new.get("metadata").and_then(Value::as_object) else {
         return Ok(());
     };
-    match meta.get("resourceVersion") {
-        None | Some(Value::Null | Value::String(_)) => {}
-        Some(other) => {
-            return Err(ApiError::bad_request(format!(
-                "couldn't decode the object: metadata.resourceVersion: expected a string, got {other}"
-            )));
-        }
-    }
+    check_resource_version_type(new)?;
     if info.namespaced
         && let Some(given) = meta.get("namespace").and_then(Value::as_str)
         && !given.is_empty()
@@ -348,6 +355,7 @@ impl Shared {
         if !object.get("metadata").is_none_or(Value::is_object) {
             return Err(ApiError::bad_request("metadata must be a JSON object"));
         }
+        check_resource_version_type(&object)?;
         let meta = metadata_mut(&mut object);
         if info.namespaced {
             let ns = namespace.unwrap_or_default();
@@ -825,6 +833,7 @@ impl Shared {
         opts: &WriteOptions,
     ) -> Result<Outcome, ApiError> {
         object_root(&body, "the applied configuration")?;
+        check_resource_version_type(&body)?;
         if opts.manager.is_empty() {
             return Err(ApiError::bad_request(
                 "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",

@@ -233,6 +233,26 @@ async fn non_string_resource_versions_are_refused_not_taken_as_unconditional() {
             assert_status(code, &body, 400, "BadRequest");
         }
     }
+    // Nor on create, where kube-apiserver fails to decode it just the same.
+    let (code, body) = send(
+        &server,
+        "POST",
+        CONFIGMAPS,
+        "application/json",
+        json!({"metadata": {"name": "rv-create", "resourceVersion": 5}}).to_string(),
+    )
+    .await;
+    assert_status(code, &body, 400, "BadRequest");
+    let apply = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "rv", "resourceVersion": 5}, "data": {"k": "overwritten"}});
+    let (code, body) = send(
+        &server,
+        "PATCH",
+        &format!("{path}?fieldManager=hostile&force=true"),
+        "application/apply-patch+yaml",
+        apply.to_string(),
+    )
+    .await;
+    assert_status(code, &body, 400, "BadRequest");
     let (_, stored) = get(&server, &path).await;
     assert_eq!(stored["data"]["k"], "v0", "nothing was overwritten");
     assert_eq!(

@@ -27,7 +27,7 @@ use gitserver::{RequestFilter, RequestLogEntry};
 use http::Uri;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
@@ -260,7 +260,11 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>, cancel: CancellationT
     let graceful = GracefulShutdown::new();
     // Owning the connection tasks here means they end with this task, even if aborted.
     let mut connections = JoinSet::new();
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // With a timer, hyper bounds how long a client may take to send a request head (30 s),
+    // so connections that never send one do not pile up.
+    builder.http1().timer(TokioTimer::new());
+    builder.http2().timer(TokioTimer::new());
     loop {
         tokio::select! {
             () = cancel.cancelled() => break,

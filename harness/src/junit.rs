@@ -75,6 +75,13 @@ pub fn render(results: &RunResults) -> String {
 /// `p99 of label-to-bd: 2.4s, threshold <= 2s`.
 pub fn verdict_line(slo: &crate::results::SloResult) -> String {
     let threshold = format_value(slo.threshold, &slo.unit);
+    if let Some(problem) = &slo.damaged {
+        let clean = crate::results::SloResult {
+            damaged: None,
+            ..slo.clone()
+        };
+        return format!("{} [measurement damaged: {problem}]", verdict_line(&clean));
+    }
     if let Some(reason) = &slo.not_applicable {
         return format!(
             "{} of {}: not applicable (threshold {} {threshold}): {reason}",
@@ -106,6 +113,21 @@ pub fn verdict_line(slo: &crate::results::SloResult) -> String {
 mod tests {
     use super::*;
     use crate::results::fixtures;
+
+    #[test]
+    fn a_damaged_or_inapplicable_verdict_says_so() {
+        let mut results = fixtures::run();
+        let slo = &mut results.suites[0].slos[0];
+        slo.damaged = Some("settle gave up".into());
+        let line = verdict_line(slo);
+        assert!(line.ends_with("[measurement damaged: settle gave up]"), "{line}");
+        slo.damaged = None;
+        slo.pass = false;
+        slo.not_applicable = Some("no baseline".into());
+        assert!(verdict_line(slo).contains("not applicable"));
+        let xml = render(&results);
+        assert!(xml.contains("<skipped"), "{xml}");
+    }
 
     #[test]
     fn one_case_per_slo_with_failures_marked() {

@@ -237,6 +237,11 @@ pub struct SloResult {
     /// SLO neither passes nor fails: it is not judged, and says so.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub not_applicable: Option<String>,
+    /// What was wrong with the measurement this verdict reads (the step that took it had a
+    /// measurement problem: a wait for quiet that gave up, an interrupted watch, unreadable
+    /// metrics). The verdict stands, but it is never shown as a clean one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub damaged: Option<String>,
 }
 
 impl SloResult {
@@ -568,6 +573,7 @@ pub(crate) mod fixtures {
             pass: observed <= threshold,
             error: None,
             not_applicable: None,
+            damaged: None,
         }
     }
 

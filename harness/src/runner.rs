@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::ControllerMode;
 use crate::controller::{self, ControllerLaunch, DEFAULT_READY_TIMEOUT};
 use crate::gitproxy::{GitProxy, ProxyConfig};
-use crate::measure::metrics::{RequestTotals, writes_by_target_and_verb};
+use crate::measure::metrics::writes_by_target_and_verb;
 use crate::measure::recorder::Recorder;
 use crate::measure::resources::ResourceSampler;
 use crate::provider::{self, EnvironmentSpec, Provider, RunningController};
@@ -289,6 +289,8 @@ struct Pass {
     crd_versions: BTreeMap<String, Vec<String>>,
     /// Measurement-quality problems, in step order.
     quality: Vec<String>,
+    /// Measurements taken by a step that had such a problem, with the problem.
+    damaged: BTreeMap<String, String>,
 }
 
 async fn run_suite(
@@ -409,7 +411,10 @@ async fn run_suite(
             results.controller.observed_crd_versions = subject.crd_versions.clone();
         }
     }
-    let slos = slo::evaluate_with(suite, &measurements, error.as_deref(), &not_applicable);
+    let mut slos = slo::evaluate_with(suite, &measurements, error.as_deref(), &not_applicable);
+    for slo in &mut slos {
+        slo.damaged = subject.damaged.get(&slo.measurement).cloned();
+    }
     let status = if error.is_some() {
         SuiteStatus::Error
     } else if !slos.iter().any(|s| s.failed()) {
@@ -732,15 +737,30 @@ async fn run_in_environment(
                 .await
                 .map_err(|e| e.to_string())?;
             let step_started = Instant::now();
+            let watch_errors_before = recorder.errors().len();
             let outcome = steps::run(&mut context, index, step).await;
-            let after = steps::scrape_requests(&client).await.ok();
-            let api_writes = after
-                .as_ref()
-                .map(|a: &RequestTotals| writes_by_target_and_verb(&a.since(&before)))
-                .unwrap_or_default();
+            let mut step_problems = Vec::new();
+            let api_writes = match steps::scrape_requests(&client).await {
+                Ok(after) => writes_by_target_and_verb(&after.since(&before)),
+                Err(error) => {
+                    step_problems.push(format!(
+                        "the step's API writes are unknown: the API server's metrics could not be read after it ({error})"
+                    ));
+                    BTreeMap::new()
+                }
+            };
+            let watch_errors = recorder.errors();
+            if watch_errors.len() > watch_errors_before {
+                step_problems.push(format!(
+                    "the watch was interrupted {} time(s) during the step (events in a gap are stamped when the watch re-lists): {}",
+                    watch_errors.len() - watch_errors_before,
+                    watch_errors[watch_errors_before..].join("; ")
+                ));
+            }
             let quality;
             let (outcome_text, message) = match outcome {
                 Ok(mut output) => {
+                    output.quality.append(&mut step_problems);
                     // A measurement taken while the controller was still busy with an
                     // earlier step's work is charged with that work: flag it.
                     if let Some(problem) = &context.unsettled
@@ -756,6 +776,9 @@ async fn run_in_environment(
                         ));
                     }
                     for (name, measurement) in output.measurements {
+                        if !output.quality.is_empty() {
+                            pass.damaged.insert(name.clone(), output.quality.join("; "));
+                        }
                         pass.measurements.insert(name, measurement);
                     }
                     for problem in &output.quality {
@@ -800,8 +823,11 @@ async fn run_in_environment(
                 quality,
             });
         }
-        if let Ok(last) = steps::scrape_requests(&client).await {
-            pass.api_requests = last.since(&first);
+        match steps::scrape_requests(&client).await {
+            Ok(last) => pass.api_requests = last.since(&first),
+            Err(error) => pass.quality.push(format!(
+                "the suite's API request counts are unknown: the API server's metrics could not be read at its end ({error})"
+            )),
         }
         result
     }

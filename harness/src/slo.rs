@@ -80,6 +80,7 @@ fn evaluate_one(
         pass: false,
         error: None,
         not_applicable: None,
+        damaged: None,
     };
     match expr.evaluate(variables) {
         Ok(threshold) => result.threshold = threshold,

@@ -28,6 +28,8 @@ mod api;
 mod auth;
 mod cgi;
 mod extensions;
+#[cfg(test)]
+mod fuzz;
 mod gitops;
 mod listener;
 mod metrics;

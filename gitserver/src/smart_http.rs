@@ -408,7 +408,7 @@ async fn peek_command(mut stream: BodyStream) -> (Option<String>, BodyStream) {
 }
 
 /// The command of a protocol v2 request: its first pkt-line, `command=NAME`.
-fn parse_v2_command(chunk: &[u8]) -> Option<String> {
+pub(crate) fn parse_v2_command(chunk: &[u8]) -> Option<String> {
     let length = usize::from_str_radix(std::str::from_utf8(chunk.get(..4)?).ok()?, 16).ok()?;
     let line = chunk.get(4..length)?;
     let line = std::str::from_utf8(line).ok()?.trim_end();

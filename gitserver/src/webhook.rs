@@ -211,6 +211,20 @@ async fn run(
     while in_flight.join_next().await.is_some() {}
 }
 
+/// The request body and its content type for a hook's `content_type`: the JSON payload
+/// itself, or (`form`) `payload=<json>` form-encoded, as Gitea posts them. The signature is
+/// always over the JSON.
+pub(crate) fn encode_body(content_type: &str, payload: &[u8]) -> (Vec<u8>, &'static str) {
+    if content_type == "form" {
+        let form = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("payload", &String::from_utf8_lossy(payload))
+            .finish();
+        (form.into_bytes(), "application/x-www-form-urlencoded")
+    } else {
+        (payload.to_vec(), "application/json")
+    }
+}
+
 /// Sends one job, retrying with doubling backoff; returns the record.
 async fn deliver(
     client: &reqwest::Client,
@@ -219,14 +233,7 @@ async fn deliver(
 ) -> Delivery {
     let id = uuid::Uuid::new_v4().to_string();
     let signature = sign(job.target.secret.as_bytes(), &job.payload);
-    let (body, content_type) = if job.target.content_type == "form" {
-        let form = url::form_urlencoded::Serializer::new(String::new())
-            .append_pair("payload", &String::from_utf8_lossy(&job.payload))
-            .finish();
-        (form.into_bytes(), "application/x-www-form-urlencoded")
-    } else {
-        (job.payload.to_vec(), "application/json")
-    };
+    let (body, content_type) = encode_body(&job.target.content_type, &job.payload);
     let method = if job.target.http_method.eq_ignore_ascii_case("PUT") {
         reqwest::Method::PUT
     } else {
@@ -373,7 +380,7 @@ fn expand_braces(pattern: &str) -> Result<Vec<String>, BranchFilterError> {
 /// `*` (any run) and `?` (one character) matching in O(pattern × text) at worst: after a
 /// mismatch only the most recent `*` is retried, which is enough because a later `*` can
 /// absorb whatever an earlier one would have.
-fn glob_matches(pattern: &[char], text: &[char]) -> bool {
+pub(crate) fn glob_matches(pattern: &[char], text: &[char]) -> bool {
     let (mut p, mut t) = (0, 0);
     let mut retry: Option<(usize, usize)> = None;
     while t < text.len() {

@@ -6,10 +6,10 @@
 //! 403), every write needs credentials, and wrong credentials are a 401 even where
 //! anonymous access would do.
 
-mod contents;
+pub(crate) mod contents;
 pub(crate) mod convert;
-mod hooks;
-mod repos;
+pub(crate) mod hooks;
+pub(crate) mod repos;
 mod users;
 
 use std::sync::Arc;
@@ -64,6 +64,12 @@ impl ApiError {
             status,
             message: message.into(),
         }
+    }
+
+    /// The status answered.
+    #[cfg(test)]
+    pub(crate) fn status(&self) -> StatusCode {
+        self.status
     }
 
     pub(crate) fn not_found() -> Self {

@@ -610,3 +610,27 @@ proptest! {
         let _ = crate::query::parse_propagation(&text);
     }
 }
+
+/// Inputs too structured for random generation to reach: an alias bomb (a few hundred
+/// bytes expanding to ~430 million nodes) and nesting deep enough to overflow the stack of
+/// any recursive walk. Both must be refused by the decoder, not expanded.
+#[test]
+fn yaml_alias_bombs_and_deep_nesting_are_refused() {
+    let mut bomb = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x]\n");
+    for i in 1..9 {
+        let previous = vec![format!("*a{}", i - 1); 9].join(", ");
+        bomb.push_str(&format!("a{i}: &a{i} [{previous}]\n"));
+    }
+    let deep_flow = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    let deep_json = format!("{}{}", "{\"a\":".repeat(10_000), "}".repeat(10_000));
+    for (what, text) in [
+        ("bomb", &bomb),
+        ("deep flow", &deep_flow),
+        ("deep json", &deep_json),
+    ] {
+        let err = crate::handler::decode_yaml(text.as_bytes()).expect_err(what);
+        assert_client_error(&err);
+        let err = crate::handler::decode_json(text.as_bytes()).expect_err(what);
+        assert_client_error(&err);
+    }
+}

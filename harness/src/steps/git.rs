@@ -316,7 +316,7 @@ pub async fn break_repos(
     };
     let since = jiff::Timestamp::now();
     for repo in &mut ctx.world.repos[..count] {
-        ctx.git_proxy.set_fault(&repo.full_name(), fault.clone());
+        ctx.git_proxy.set_fault(&repo.full_name(), fault);
         repo.broken_since = Some(since);
     }
     Ok(StepOutput {

@@ -175,7 +175,10 @@ fn is_scp_like(url: &str) -> bool {
     }
     let host = match user_host.rsplit_once('@') {
         Some((user, host)) => {
+            // A user starting with '-' reads as an option to an ssh command; '.' is no
+            // user name either.
             if user.is_empty()
+                || user.starts_with(['-', '.'])
                 || !user
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || "._~-".contains(c))

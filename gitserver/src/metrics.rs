@@ -8,8 +8,10 @@
 //!
 //! Repository names are private information for private repositories (Gitea answers 404 to
 //! anonymous users who name one), so anonymous scrapers get a second view in which every
-//! repository that was not public when the request was served, including names that name
-//! no repository at all, is counted under one `repo="(hidden)"` label.
+//! repository that was not public when the request was served is counted under one
+//! `repo="(hidden)"` label. Requests naming no repository at all are counted under
+//! `repo="(unknown)"` in both views: anyone can make up names, and a label per made-up name
+//! would let a client grow the series (and this process's memory) without bound.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -49,6 +51,19 @@ fn duration_histogram() -> Histogram {
 
 /// The `repo` label anonymous readers see for repositories they may not see.
 pub(crate) const HIDDEN_REPO: &str = "(hidden)";
+/// The `repo` label of requests that named no repository.
+pub(crate) const UNKNOWN_REPO: &str = "(unknown)";
+
+/// Who may see a repository's name in the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Visibility {
+    /// Everyone: a public repository.
+    Public,
+    /// Signed-in readers only: a private repository, or one hidden by a fault.
+    Private,
+    /// Nobody: the name names no repository.
+    Unknown,
+}
 
 /// The server's metrics.
 #[derive(Debug)]
@@ -116,22 +131,25 @@ impl Metrics {
         }
     }
 
-    /// Counts one git request; `public` says whether anonymous readers may see `repo`.
+    /// Counts one git request for `repo`, labelled as `visibility` allows.
     pub(crate) fn observe_request(
         &self,
         repo: &str,
         service: &str,
         code: u16,
         seconds: f64,
-        public: bool,
+        visibility: Visibility,
     ) {
         let mut labels = RequestLabels {
-            repo: repo.to_owned(),
+            repo: match visibility {
+                Visibility::Unknown => UNKNOWN_REPO.to_owned(),
+                Visibility::Public | Visibility::Private => repo.to_owned(),
+            },
             service: service.to_owned(),
             code: code.to_string(),
         };
         self.requests.get_or_create(&labels).inc();
-        if !public {
+        if visibility == Visibility::Private {
             HIDDEN_REPO.clone_into(&mut labels.repo);
         }
         self.public_requests.get_or_create(&labels).inc();
@@ -187,8 +205,20 @@ mod tests {
     #[test]
     fn counters_are_exposed_with_their_labels() {
         let metrics = Metrics::new();
-        metrics.observe_request("o/r", "upload-pack-advertisement", 200, 0.01, true);
-        metrics.observe_request("o/r", "upload-pack-advertisement", 200, 0.01, true);
+        metrics.observe_request(
+            "o/r",
+            "upload-pack-advertisement",
+            200,
+            0.01,
+            Visibility::Public,
+        );
+        metrics.observe_request(
+            "o/r",
+            "upload-pack-advertisement",
+            200,
+            0.01,
+            Visibility::Public,
+        );
         metrics.observe_delivery(true);
         metrics.set_repositories(3);
         for full in [true, false] {
@@ -204,8 +234,8 @@ mod tests {
     #[test]
     fn private_repositories_are_summed_for_anonymous_readers() {
         let metrics = Metrics::new();
-        metrics.observe_request("o/secret-a", "upload-pack", 200, 0.01, false);
-        metrics.observe_request("o/secret-b", "upload-pack", 200, 0.01, false);
+        metrics.observe_request("o/secret-a", "upload-pack", 200, 0.01, Visibility::Private);
+        metrics.observe_request("o/secret-b", "upload-pack", 200, 0.01, Visibility::Private);
         let anonymous = metrics.encode(false);
         assert!(!anonymous.contains("secret"), "{anonymous}");
         assert!(
@@ -217,5 +247,26 @@ mod tests {
         let full = metrics.encode(true);
         assert!(full.contains(r#"repo="o/secret-a""#), "{full}");
         assert!(!full.contains("(hidden)"), "{full}");
+    }
+
+    #[test]
+    fn made_up_names_share_one_series_in_both_views() {
+        let metrics = Metrics::new();
+        for i in 0..100 {
+            metrics.observe_request(
+                &format!("o/nope-{i}"),
+                "upload-pack",
+                404,
+                0.0,
+                Visibility::Unknown,
+            );
+        }
+        for full in [true, false] {
+            let text = metrics.encode(full);
+            assert!(!text.contains("nope-"), "{text}");
+            assert!(text.contains(
+                r#"gitserver_requests_total{repo="(unknown)",service="upload-pack",code="404"} 100"#
+            ), "{text}");
+        }
     }
 }

@@ -27,6 +27,7 @@ use crate::auth::{self, Authenticated};
 use crate::cgi::{self, BodyStream, CgiRequest};
 use crate::faults::Fault;
 use crate::gitops;
+use crate::metrics::Visibility;
 use crate::names::RepoPath;
 use crate::request_log::{GitService, Outcome, PendingRequest};
 use crate::server::SharedState;
@@ -168,21 +169,25 @@ fn finish_early(
         entry.service.as_str(),
         status,
         entry.duration_ms / 1000.0,
-        is_public(state, &entry.repo),
+        visibility(state, &entry.repo),
     );
     response
 }
 
-/// Whether anonymous users may see `key` (`owner/name`): it exists, is public and is not
-/// hidden by a `missing` fault.
-fn is_public(state: &SharedState, key: &str) -> bool {
-    if matches!(state.faults.get_key(key), Some(Fault::Missing)) {
-        return false;
-    }
-    RepoPath::parse(key)
+/// Who may see `key` (`owner/name`) in the metrics: anonymous readers only public
+/// repositories not hidden by a `missing` fault; nobody sees names that name no repository.
+fn visibility(state: &SharedState, key: &str) -> Visibility {
+    let Some(handle) = RepoPath::parse(key)
         .ok()
         .and_then(|path| state.store.repo(&path))
-        .is_some_and(|handle| !handle.is_private())
+    else {
+        return Visibility::Unknown;
+    };
+    if handle.is_private() || matches!(state.faults.get_key(key), Some(Fault::Missing)) {
+        Visibility::Private
+    } else {
+        Visibility::Public
+    }
 }
 
 async fn serve(
@@ -354,7 +359,11 @@ async fn serve(
             entry.service.as_str(),
             entry.status,
             entry.duration_ms / 1000.0,
-            !handle.is_private(),
+            if handle.is_private() {
+                Visibility::Private
+            } else {
+                Visibility::Public
+            },
         );
         if let Some((guard, before)) = push_guard {
             after_push(&completion_state, &handle, before, guard, &pusher).await;

@@ -328,8 +328,13 @@ async fn anonymous_metrics_hide_private_repository_names() {
     ok(fx
         .git(&["ls-remote", &fx.anonymous_url("alice", "open")])
         .await);
+    // Made-up names, as a scanner would send: no series of their own in either view.
+    for i in 0..3 {
+        let url = fx.authed_url("alice", &format!("made-up-{i}"));
+        common::failed(fx.git(&["ls-remote", &url]).await);
+    }
     let log = fx.server.request_log();
-    common::wait_for(|| (log.len() >= 3).then_some(())).await;
+    common::wait_for(|| (log.len() >= 6).then_some(())).await;
 
     let client = common::http();
     let url = format!("{}/metrics", fx.server.url());
@@ -351,7 +356,10 @@ async fn anonymous_metrics_hide_private_repository_names() {
             .await
             .unwrap();
         assert!(text.contains(r#"repo="alice/secret-plans""#), "{text}");
+        assert!(!text.contains("made-up"), "{text}");
+        assert!(text.contains(r#"repo="(unknown)""#), "{text}");
     }
+    assert!(!anonymous.contains("made-up"), "{anonymous}");
     let wrong = bounded(
         client
             .get(&url)

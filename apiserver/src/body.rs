@@ -67,6 +67,32 @@ impl Limits {
     }
 }
 
+/// Reads a request's body whole, within `limits`. A client that announced an oversized
+/// body and waits for `100 Continue` before sending it is answered at once: it has sent
+/// nothing that needs draining.
+pub async fn read_request(
+    headers: &http::HeaderMap,
+    body: Body,
+    limits: Limits,
+) -> Result<Bytes, BodyError> {
+    let announced = headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let waits_for_continue = headers
+        .get(http::header::EXPECT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("100-continue"));
+    if waits_for_continue
+        && announced.is_some_and(|length| length > u64::try_from(limits.limit).unwrap_or(u64::MAX))
+    {
+        return Err(BodyError::TooLarge {
+            limit: limits.limit,
+        });
+    }
+    read(body, limits).await
+}
+
 /// Reads `body` whole, within `limits`.
 pub async fn read(body: Body, limits: Limits) -> Result<Bytes, BodyError> {
     tokio::time::timeout(limits.timeout, collect(body, limits))

@@ -238,7 +238,8 @@ fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
 
 async fn read_body(shared: &Shared, request: Request) -> Result<(HeaderMap, Bytes), ApiError> {
     let (parts, body) = request.into_parts();
-    let bytes = crate::body::read(body, crate::body::Limits::of(&shared.config)).await?;
+    let limits = crate::body::Limits::of(&shared.config);
+    let bytes = crate::body::read_request(&parts.headers, body, limits).await?;
     Ok((parts.headers, bytes))
 }
 

@@ -423,7 +423,8 @@ async fn get_faults(State(shared): State<Arc<Shared>>) -> Response {
 
 async fn put_faults(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     let limits = crate::body::Limits::of(&shared.config);
-    let body = match crate::body::read(request.into_body(), limits).await {
+    let (parts, body) = request.into_parts();
+    let body = match crate::body::read_request(&parts.headers, body, limits).await {
         Ok(body) => body,
         Err(e) => return ApiError::from(e).into_response(),
     };

@@ -477,6 +477,27 @@ async fn a_client_that_writes_a_whole_oversized_body_before_reading_gets_the_413
 }
 
 #[tokio::test]
+async fn an_oversized_body_announced_with_expect_continue_is_refused_before_it_is_sent() {
+    let server = server(Config::default()).await;
+    let mut stream = TcpStream::connect(server.addr()).await.unwrap();
+    let head = format!(
+        "POST {CONFIGMAPS} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: 10000000\r\nExpect: 100-continue\r\n\r\n",
+        server.addr()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    within("answer read", stream.read_to_end(&mut response))
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&response);
+    assert!(
+        text.starts_with("HTTP/1.1 413"),
+        "no 100 Continue first: {text}"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_trickled_body_gets_a_408() {
     let server = server(Config::default().with_body_read_timeout(Duration::from_millis(300))).await;
     let mut stream = TcpStream::connect(server.addr()).await.unwrap();

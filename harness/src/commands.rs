@@ -364,25 +364,24 @@ async fn conformance_command(args: ConformanceArgs) -> Result<Outcome> {
 async fn sensitivity_command(args: SensitivityArgs) -> Result<Outcome> {
     let suites = if args.suites.is_empty() {
         suite::load_dir(&args.suites_dir)?
-            .into_iter()
-            .filter(|(_, s)| s.sensitivity.is_some())
-            .collect()
     } else {
         resolve_suites(&args.suites, &args.suites_dir)?
     };
     if suites.is_empty() {
-        anyhow::bail!(
-            "no suites with a `sensitivity` section in {}",
-            args.suites_dir.display()
-        );
+        anyhow::bail!("no suites in {}", args.suites_dir.display());
     }
     let suites = apply_command_line(suites, &args.env)?;
     let cancel = interrupt_token();
     let mut verdicts = Vec::new();
     let mut runs = Vec::new();
     for (path, suite) in suites {
+        // Every suite is listed, with its proof or its absence: a suite without one is
+        // not run, but it is not left out either.
         let Some(sensitivity) = suite.sensitivity.clone() else {
-            anyhow::bail!("suite {} has no `sensitivity` section", suite.name);
+            let verdict = crate::sensitivity::Verdict::without_proof(&suite.name);
+            println!("{}", verdict.line());
+            verdicts.push(verdict);
+            continue;
         };
         let mut switches: Vec<String> = sensitivity.legacy.iter().map(|s| s.to_string()).collect();
         switches.extend(sensitivity.set.iter().cloned());
@@ -442,13 +441,27 @@ async fn sensitivity_command(args: SensitivityArgs) -> Result<Outcome> {
         args.out.join("sensitivity.json"),
         serde_json::to_vec_pretty(&verdicts)?,
     )?;
-    let proven = verdicts.iter().filter(|v| v.proven).count();
+    let with_proof: Vec<&crate::sensitivity::Verdict> = verdicts
+        .iter()
+        .filter(|v| v.proof != crate::sensitivity::ProofKind::None)
+        .collect();
+    let proven = with_proof.iter().filter(|v| v.proven).count();
+    let without: Vec<&str> = verdicts
+        .iter()
+        .filter(|v| v.proof == crate::sensitivity::ProofKind::None)
+        .map(|v| v.suite.as_str())
+        .collect();
     println!(
-        "sensitivity: {proven}/{} suites fail for the right reason with their legacy switch and pass without it; report: {}",
-        verdicts.len(),
+        "sensitivity: {proven}/{} suites with a proof fail for the right reason with it and pass without it{}; report: {}",
+        with_proof.len(),
+        if without.is_empty() {
+            String::new()
+        } else {
+            format!("; no proof: {}", without.join(", "))
+        },
         args.out.join("report.html").display()
     );
-    Ok(if proven == verdicts.len() && !cancel.is_cancelled() {
+    Ok(if proven == with_proof.len() && !cancel.is_cancelled() {
         Outcome::Passed
     } else {
         Outcome::Failed

@@ -5,12 +5,51 @@ use serde::Serialize;
 
 use crate::results::{RunResults, SuiteStatus};
 use crate::suite::Sensitivity;
+#[cfg(test)]
+use crate::suite::LegacySwitch;
+
+/// What a suite's sensitivity proof rests on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProofKind {
+    /// A controller-side legacy switch that brings a real bug back: the suite is shown to
+    /// catch that bug.
+    ControllerSwitch,
+    /// Only an override of the harness's own input (the webhook suite turns the webhook
+    /// off): shows the suite can fail, not that it catches any bug of a controller.
+    HarnessInput,
+    /// No `sensitivity` section: nothing shows the suite can fail.
+    None,
+}
+
+impl ProofKind {
+    /// What `sensitivity` in a suite file amounts to.
+    pub fn of(sensitivity: Option<&Sensitivity>) -> ProofKind {
+        match sensitivity {
+            Some(s) if !s.legacy.is_empty() => ProofKind::ControllerSwitch,
+            Some(_) => ProofKind::HarnessInput,
+            None => ProofKind::None,
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            ProofKind::ControllerSwitch => "controller switch",
+            ProofKind::HarnessInput => {
+                "harness input only: shows the suite can fail, not that it catches a controller bug"
+            }
+            ProofKind::None => "no proof",
+        }
+    }
+}
 
 /// The verdict for one suite.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Verdict {
     /// Suite.
     pub suite: String,
+    /// What the proof rests on.
+    pub proof: ProofKind,
     /// The switches it was run with.
     pub legacy: Vec<String>,
     /// SLOs that must fail with the switch.
@@ -26,11 +65,32 @@ pub struct Verdict {
 }
 
 impl Verdict {
+    /// The verdict of a suite that has no proof (it is not run).
+    pub fn without_proof(suite: &str) -> Verdict {
+        Verdict {
+            suite: suite.to_string(),
+            proof: ProofKind::None,
+            legacy: Vec::new(),
+            expected_failures: Vec::new(),
+            failed_on_current: Vec::new(),
+            failed_with_switch: Vec::new(),
+            errors: Vec::new(),
+            proven: false,
+        }
+    }
+
     /// One line for the terminal.
     pub fn line(&self) -> String {
+        if self.proof == ProofKind::None {
+            return format!(
+                "NO PROOF {}: no `sensitivity` section, so nothing shows this suite can fail",
+                self.suite
+            );
+        }
         if self.proven {
             format!(
-                "PROVEN {}: passes on current; with {} fails exactly {}",
+                "PROVEN ({}) {}: passes on current; with {} fails exactly {}",
+                self.proof.label(),
                 self.suite,
                 self.legacy.join(","),
                 self.failed_with_switch.join(", ")
@@ -76,7 +136,12 @@ impl Verdict {
                 ));
             }
             problems.extend(self.errors.iter().cloned());
-            format!("NOT PROVEN {}: {}", self.suite, problems.join("; "))
+            format!(
+                "NOT PROVEN ({}) {}: {}",
+                self.proof.label(),
+                self.suite,
+                problems.join("; ")
+            )
         }
     }
 }
@@ -120,6 +185,7 @@ pub fn judge(suite: &str, sensitivity: &Sensitivity, runs: &[RunResults]) -> Ver
     let proven = errors.is_empty() && failed_on_current.is_empty() && expected == got;
     Verdict {
         suite: suite.to_string(),
+        proof: ProofKind::of(Some(sensitivity)),
         legacy: sensitivity
             .legacy
             .iter()
@@ -162,6 +228,33 @@ mod tests {
     }
 
     #[test]
+    fn every_suite_says_what_its_proof_rests_on() {
+        let switch = Sensitivity {
+            legacy: vec![LegacySwitch::NoPollJitter],
+            set: Vec::new(),
+            fails: vec!["x".into()],
+        };
+        let input = Sensitivity {
+            legacy: Vec::new(),
+            set: vec!["steps.create_gitrepos.webhook=false".into()],
+            fails: vec!["x".into()],
+        };
+        assert_eq!(ProofKind::of(Some(&switch)), ProofKind::ControllerSwitch);
+        assert_eq!(ProofKind::of(Some(&input)), ProofKind::HarnessInput);
+        assert_eq!(ProofKind::of(None), ProofKind::None);
+        let none = Verdict::without_proof("downstream-partition");
+        assert!(!none.proven);
+        assert!(none.line().starts_with("NO PROOF downstream-partition"), "{}", none.line());
+        let run = fixtures::run();
+        let verdict = judge("s", &input, &[run.clone(), run]);
+        assert!(
+            verdict.line().contains("harness input only"),
+            "{}",
+            verdict.line()
+        );
+    }
+
+    #[test]
     fn proven_when_exactly_the_named_slos_fail_with_the_switch() {
         let verdict = judge(
             "s",
@@ -169,7 +262,7 @@ mod tests {
             &[passing(), failing("jitter")],
         );
         assert!(verdict.proven, "{}", verdict.line());
-        assert!(verdict.line().starts_with("PROVEN s"));
+        assert!(verdict.line().starts_with("PROVEN (controller switch) s"));
     }
 
     #[test]

@@ -163,9 +163,9 @@ fn sensitivity_proof_catches_the_legacy_switches() {
     );
     let message = text(&output);
     assert_eq!(output.status.code(), Some(0), "{message}");
-    assert!(message.contains("PROVEN label-propagation-smoke: passes on current; with requeue-all-bundles-on-cluster-change fails exactly bundle-writes-only-for-affected-bundles, label-cost-follows-new-bundledeployments"), "{message}");
+    assert!(message.contains("PROVEN (controller switch) label-propagation-smoke: passes on current; with requeue-all-bundles-on-cluster-change fails exactly bundle-writes-only-for-affected-bundles, label-cost-follows-new-bundledeployments"), "{message}");
     assert!(
-        message.contains("PROVEN target-edit-cleanup-smoke"),
+        message.contains("PROVEN (controller switch) target-edit-cleanup-smoke"),
         "{message}"
     );
     let verdicts: serde_json::Value =

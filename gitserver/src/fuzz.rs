@@ -370,6 +370,17 @@ proptest! {
     }
 
     #[test]
+    fn paging_never_panics_and_stays_within_limits(
+        page in proptest::option::of(any::<usize>()),
+        limit in proptest::option::of(any::<usize>()),
+        items in 0usize..200,
+    ) {
+        let (shown, total) = crate::api::Page::new(page, limit).apply((0..items).collect());
+        prop_assert_eq!(total, items);
+        prop_assert!(shown.len() <= 50);
+    }
+
+    #[test]
     fn pkt_lines_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
         let _ = crate::smart_http::parse_v2_command(&bytes);
     }

@@ -498,3 +498,29 @@ async fn a_large_push_streams_past_short_idle_timeouts() {
     ok(fx.git(&["clone", "-q", &url, "copy"]).await);
     assert_eq!(std::fs::read(fx.path("copy/blob.bin")).unwrap(), noise);
 }
+
+#[tokio::test]
+async fn huge_page_numbers_are_an_empty_page() {
+    let fx = Fixture::start().await;
+    fx.create_repo("r", false, true).await;
+    let client = common::http();
+    for path in [
+        "/api/v1/user/repos",
+        "/api/v1/users/alice/repos",
+        "/api/v1/repos/search",
+    ] {
+        let url = format!("{}{path}?page={}&limit=50", fx.server.url(), u64::MAX);
+        let response = bounded(
+            client
+                .get(&url)
+                .header("Authorization", format!("token {}", fx.server.token()))
+                .send(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{path}: the server dropped the request: {e}"));
+        assert_eq!(response.status(), 200, "{path}");
+        let body: serde_json::Value = bounded(response.json()).await.unwrap();
+        let items = body.get("data").unwrap_or(&body);
+        assert_eq!(items.as_array().map(Vec::len), Some(0), "{path}: {body}");
+    }
+}

@@ -239,7 +239,8 @@ impl Page {
         let page = self.page.unwrap_or(1).max(1);
         let items = items
             .into_iter()
-            .skip((page - 1) * limit)
+            // A hostile `page` must not overflow: past the end is simply empty.
+            .skip((page - 1).saturating_mul(limit))
             .take(limit)
             .collect();
         (items, total)

@@ -112,7 +112,8 @@ pub struct FaultHandle {
 }
 
 impl FaultHandle {
-    /// Sets the fault of `repo` (`owner/name`), replacing any earlier one.
+    /// Sets the fault of `repo` (`owner/name`), replacing any earlier one. A delay over
+    /// [`MAX_FAULT_DELAY`] (only constructible in-process) waits [`MAX_FAULT_DELAY`].
     pub fn set(&self, repo: &RepoPath, fault: Fault) {
         self.faults.write().insert(repo.key(), fault);
     }

@@ -13,6 +13,8 @@
 //! - [`webhook`]: signed Gitea/GitHub push webhooks with bounded, recorded retries;
 //! - [`request_log`]: every advertisement, fetch and push per repository, with timestamps;
 //! - [`faults`]: refuse, delay or hide a repository at run time;
+//! - `listener`: the accept loop, with header and body read timeouts and a connection cap,
+//!   so half-sent requests cannot hold connections;
 //! - [`forge`]: the Gitea API client, the fleetbench extensions client and bulk helpers.
 
 pub mod config;

@@ -268,6 +268,13 @@ fn options(
             "--controller external measures a controller that already serves fleet.cattle.io in the target cluster; the embedded provider's cluster is created per suite and has none (use --provider existing --kubeconfig FILE)"
         );
     }
+    if env.provider == ProviderKind::Kind {
+        // Upstream Fleet on kind is measured as an external controller, and the bundled
+        // one needs no Fleet: refuse a mismatch before minutes of cluster creation.
+        provider::kind::KindProvider::from_env()
+            .check_controller_mode(env.controller == ControllerMode::Bundled)
+            .map_err(anyhow::Error::msg)?;
+    }
     let controller_bin = match env.controller {
         ControllerMode::Bundled => Some(controller::resolve_binary(env.controller_bin.as_deref())?),
         ControllerMode::External => None,

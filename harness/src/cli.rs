@@ -69,11 +69,11 @@ pub enum Command {
 pub enum ProviderKind {
     /// In-process API server and git server; the controller as a local subprocess.
     Embedded,
-    /// Containers from locally built images (issue 6).
+    /// Containers from locally built images.
     Docker,
-    /// kind clusters and a Gitea container (issue 6).
+    /// kind clusters and a Gitea container.
     Kind,
-    /// An existing cluster (kubeconfig) and git server (issue 6).
+    /// An existing cluster (kubeconfig) and git server.
     Existing,
 }
 

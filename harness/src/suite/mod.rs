@@ -150,13 +150,13 @@ impl std::str::FromStr for Profile {
 pub enum LegacySwitch {
     /// Fixed polling intervals, no jitter (Fleet issue 3138).
     NoPollJitter,
-    /// A GitRepo leaves the polling loop after an error (issue 3138).
+    /// A GitRepo leaves the polling loop after an error (Fleet issue 3138).
     DropGitrepoAfterError,
-    /// Every bundle re-reconciled and re-patched on any Cluster change (issue 3163).
+    /// Every bundle re-reconciled and re-patched on any Cluster change (Fleet issue 3163).
     RequeueAllBundlesOnClusterChange,
-    /// Orphaned BundleDeployments deleted only by the periodic cluster pass (issue 3437).
+    /// Orphaned BundleDeployments deleted only by the periodic cluster pass (Fleet issue 3437).
     OrphanCleanupInClusterPass,
-    /// Every status change written at once, no coalescing or no-op skipping (issue 3576).
+    /// Every status change written at once, no coalescing or no-op skipping (Fleet issue 3576).
     UnthrottledStatusWrites,
 }
 

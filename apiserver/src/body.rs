@@ -52,7 +52,7 @@ pub struct Limits {
     pub limit: usize,
     /// Bytes of an oversized body read and discarded before giving up.
     pub drain: usize,
-    /// Time allowed for the whole body.
+    /// Time allowed for the whole body; zero for no bound.
     pub timeout: Duration,
 }
 
@@ -95,6 +95,9 @@ pub async fn read_request(
 
 /// Reads `body` whole, within `limits`.
 pub async fn read(body: Body, limits: Limits) -> Result<Bytes, BodyError> {
+    if limits.timeout.is_zero() {
+        return collect(body, limits).await;
+    }
     tokio::time::timeout(limits.timeout, collect(body, limits))
         .await
         .map_err(|_| BodyError::Timeout(limits.timeout))?
@@ -145,6 +148,19 @@ mod tests {
     async fn bodies_within_the_limit_are_returned_whole() {
         let bytes = read(Body::from("hello"), limits(5, 10)).await.unwrap();
         assert_eq!(&bytes[..], b"hello");
+    }
+
+    #[tokio::test]
+    async fn a_zero_timeout_means_no_bound() {
+        let limits = Limits {
+            limit: 5,
+            drain: 5,
+            timeout: Duration::ZERO,
+        };
+        assert_eq!(
+            &read(Body::from("hello"), limits).await.unwrap()[..],
+            b"hello"
+        );
     }
 
     #[tokio::test]

@@ -50,8 +50,10 @@ pub struct Config {
     /// (kube-apiserver picks between its minimum request timeout and twice that).
     pub min_request_timeout: Duration,
     /// Time allowed to send a request's headers; the connection is closed after it.
+    /// `Duration::ZERO` disables the bound.
     pub header_read_timeout: Duration,
-    /// Time allowed to send a request's body; `408` after it.
+    /// Time allowed to send a request's body; `408` after it. `Duration::ZERO` disables
+    /// the bound.
     pub body_read_timeout: Duration,
     /// Connections served at once.
     pub max_connections: usize,

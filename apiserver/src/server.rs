@@ -313,7 +313,7 @@ async fn serve_connection(
     // preface with no timer running, so a silent connection would be held for ever.
     let connection = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(header_read_timeout)
+        .header_read_timeout(Some(header_read_timeout).filter(|t| !t.is_zero()))
         .serve_connection(TokioIo::new(tcp), TowerToHyperService::new(router))
         .with_upgrades();
     tokio::pin!(connection);

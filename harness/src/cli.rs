@@ -188,6 +188,11 @@ pub struct RunArgs {
     /// Output directory (results.json, junit.xml, report.html, logs).
     #[arg(long, short, default_value = "out/run", value_name = "DIR")]
     pub out: PathBuf,
+    /// Run everything N times (into DIR/run-1 ... DIR/run-N) and report each SLO's median,
+    /// range and coefficient of variation (DIR/spread.json, DIR/report.html): the noise
+    /// behind a figure, measured.
+    #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub repeat: u32,
     /// Environment options.
     #[command(flatten)]
     pub env: EnvironmentArgs,
@@ -209,6 +214,9 @@ pub struct ConformanceArgs {
     /// Run suites one after another, `long` ones included (slower, quieter machine).
     #[arg(long)]
     pub sequential: bool,
+    /// Run everything N times and report the spread (see `fleetbench run --repeat`).
+    #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub repeat: u32,
     /// Environment options.
     #[command(flatten)]
     pub env: EnvironmentArgs,

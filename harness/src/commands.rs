@@ -344,8 +344,76 @@ async fn run_command(args: RunArgs) -> Result<Outcome> {
     let suites = resolve_suites(&args.suites, &args.suites_dir)?;
     let suites = for_provider(suites, args.env.provider, true)?;
     let suites = apply_command_line(suites, &args.env)?;
-    let options = options(suites, &args.env, args.out.clone(), Vec::new())?;
-    Ok(execute(options).await)
+    repeated(args.repeat, &args.out, |out| {
+        options(suites.clone(), &args.env, out, Vec::new())
+    })
+    .await
+}
+
+/// Runs `times` times (once: straight into `out`; more: into `out/run-K`, then the spread
+/// of every SLO into `out/spread.json` and one report over all runs).
+async fn repeated(
+    times: u32,
+    out: &Path,
+    mut options_for: impl FnMut(PathBuf) -> Result<RunOptions>,
+) -> Result<Outcome> {
+    if times <= 1 {
+        return Ok(execute(options_for(out.to_path_buf())?).await);
+    }
+    let cancel = interrupt_token();
+    let mut runs = Vec::new();
+    let mut outcome = Outcome::Passed;
+    for round in 1..=times {
+        let dir = out.join(format!("run-{round}"));
+        println!("repeat: run {round} of {times} into {}", dir.display());
+        let results = runner::run(options_for(dir)?, cancel.clone()).await;
+        print!("{}", runner::summary(&results));
+        if !results.passed {
+            outcome = Outcome::Failed;
+        }
+        runs.push(LabelledRun {
+            label: format!("run {round}"),
+            results,
+        });
+        if cancel.is_cancelled() {
+            outcome = Outcome::Failed;
+            break;
+        }
+    }
+    let results: Vec<RunResults> =
+        runs.iter().map(|r| r.results.clone()).collect();
+    let spreads = crate::repeat::spreads(&results);
+    std::fs::create_dir_all(out)?;
+    std::fs::write(
+        out.join(crate::repeat::SPREAD_FILE),
+        serde_json::to_vec_pretty(&spreads)?,
+    )?;
+    std::fs::write(out.join("report.html"), report::render(&runs, None))?;
+    for spread in &spreads {
+        println!(
+            "spread {}/{}: median {}, range {}–{}, CV {} over {} runs{}",
+            spread.suite,
+            spread.slo,
+            crate::slo::format_value(spread.median, &spread.unit),
+            crate::slo::format_value(spread.min, &spread.unit),
+            crate::slo::format_value(spread.max, &spread.unit),
+            spread
+                .cv
+                .map_or("n/a".to_string(), |cv| format!("{:.1}%", cv * 100.0)),
+            spread.values.len(),
+            if spread.failures > 0 {
+                format!(", failed in {}", spread.failures)
+            } else {
+                String::new()
+            }
+        );
+    }
+    println!(
+        "spread: {}  report: {}",
+        out.join(crate::repeat::SPREAD_FILE).display(),
+        out.join("report.html").display()
+    );
+    Ok(outcome)
 }
 
 async fn conformance_command(args: ConformanceArgs) -> Result<Outcome> {
@@ -364,8 +432,10 @@ async fn conformance_command(args: ConformanceArgs) -> Result<Outcome> {
     } else {
         vec!["long".to_string()]
     };
-    let options = options(suites, &args.env, args.out.clone(), background)?;
-    Ok(execute(options).await)
+    repeated(args.repeat, &args.out, |out| {
+        options(suites.clone(), &args.env, out, background.clone())
+    })
+    .await
 }
 
 async fn sensitivity_command(args: SensitivityArgs) -> Result<Outcome> {

@@ -15,6 +15,7 @@ pub mod junit;
 pub mod measure;
 pub mod progress;
 pub mod provider;
+pub mod repeat;
 pub mod report;
 pub mod results;
 pub mod runner;

@@ -5,8 +5,6 @@ use serde::Serialize;
 
 use crate::results::{RunResults, SuiteStatus};
 use crate::suite::Sensitivity;
-#[cfg(test)]
-use crate::suite::LegacySwitch;
 
 /// What a suite's sensitivity proof rests on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -229,6 +227,7 @@ mod tests {
 
     #[test]
     fn every_suite_says_what_its_proof_rests_on() {
+        use crate::suite::LegacySwitch;
         let switch = Sensitivity {
             legacy: vec![LegacySwitch::NoPollJitter],
             set: Vec::new(),

@@ -449,3 +449,43 @@ fn an_external_controller_is_measured_not_deployed() {
     assert_eq!(cleanup["missing"], 0.0, "{cleanup}");
     assert!(cleanup["count"].as_f64().unwrap() > 0.0, "{cleanup}");
 }
+
+#[test]
+fn a_repeated_run_reports_each_slos_spread() {
+    let controller = controller_bin();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let output = run_bounded(
+        fleetbench()
+            .arg("run")
+            .arg(smoke("target-edit-cleanup-smoke"))
+            .args(["--repeat", "2", "--controller-bin"])
+            .arg(&controller)
+            .arg("--out")
+            .arg(&out),
+        Duration::from_secs(600),
+    );
+    let message = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{message}");
+    for run in ["run-1", "run-2"] {
+        let results = results(&out.join(run));
+        assert_eq!(results["passed"], true, "{run}");
+    }
+    let spreads: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("spread.json")).unwrap()).unwrap();
+    let spreads = spreads.as_array().unwrap();
+    assert!(!spreads.is_empty());
+    for spread in spreads {
+        let values = spread["values"].as_array().unwrap();
+        assert_eq!(values.len(), 2, "{spread}");
+        let (min, max) = (
+            spread["min"].as_f64().unwrap(),
+            spread["max"].as_f64().unwrap(),
+        );
+        assert!(min <= spread["median"].as_f64().unwrap(), "{spread}");
+        assert!(spread["median"].as_f64().unwrap() <= max, "{spread}");
+    }
+    assert!(message.contains("spread target-edit-cleanup-smoke/"), "{message}");
+    let report = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(report.contains(r#"id="spread""#));
+}

@@ -87,6 +87,7 @@ pub fn render(runs: &[LabelledRun], baseline: Option<&LabelledRun>) -> String {
     }
     if runs.len() > 1 {
         trends(&mut body, runs);
+        spread_table(&mut body, runs);
     }
     environment(&mut body, runs, baseline);
     let _ = write!(
@@ -931,6 +932,30 @@ fn settings_details(out: &mut String, suite: &SuiteResult) {
         );
     }
     out.push_str("</tbody></table></details>");
+}
+
+/// Each SLO's median, range and coefficient of variation over the runs: the noise.
+fn spread_table(out: &mut String, runs: &[LabelledRun]) {
+    let results: Vec<RunResults> = runs.iter().map(|r| r.results.clone()).collect();
+    out.push_str(r#"<h2 id="spread">Spread</h2><p class="lead">Each SLO's observed value over the runs in this report: the median, the range and the coefficient of variation (standard deviation over mean). Runs without an observation are counted, not averaged in.</p><table><thead><tr><th>Suite</th><th>Profile</th><th>SLO</th><th class="num">Median</th><th class="num">Min</th><th class="num">Max</th><th class="num">CV</th><th class="num">Runs</th><th class="num">Failed</th></tr></thead><tbody>"#);
+    for spread in crate::repeat::spreads(&results) {
+        let _ = write!(
+            out,
+            r#"<tr><td>{suite}</td><td>{profile}</td><td>{slo}</td><td class="num">{median}</td><td class="num">{min}</td><td class="num">{max}</td><td class="num">{cv}</td><td class="num">{runs}</td><td class="num">{failed}</td></tr>"#,
+            suite = escape(&spread.suite),
+            profile = escape(&spread.profile),
+            slo = escape(&spread.slo),
+            median = format_value(spread.median, &spread.unit),
+            min = format_value(spread.min, &spread.unit),
+            max = format_value(spread.max, &spread.unit),
+            cv = spread
+                .cv
+                .map_or("–".to_string(), |cv| format!("{:.1}%", cv * 100.0)),
+            runs = spread.values.len(),
+            failed = spread.failures,
+        );
+    }
+    out.push_str("</tbody></table>");
 }
 
 fn trends(out: &mut String, runs: &[LabelledRun]) {

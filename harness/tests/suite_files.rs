@@ -163,3 +163,50 @@ fn shipped_latency_slos_fail_to_load_without_their_missing_guard() {
     }
     assert!(checked >= 8, "only {checked} guarded SLOs found");
 }
+
+/// Every bundle of the 300 GitRepos is affected by the label, so at full scale only
+/// bystanders (GitRepos selected by a label the labelling does not touch) tell a controller
+/// that requeues the affected bundles from one that requeues every bundle.
+#[test]
+fn label_propagation_suites_have_bystanders_the_label_does_not_affect() {
+    for (dir, name) in [
+        (suites_dir(), "label-propagation-300"),
+        (suites_dir().join("smoke"), "label-propagation-smoke"),
+    ] {
+        let suite = load(&dir).into_iter().find(|s| s.name == name).unwrap();
+        let added: Vec<String> = suite
+            .steps
+            .iter()
+            .filter_map(|s| match s {
+                suite::Step::LabelCluster(l) => Some(l.labels.keys().cloned().collect::<Vec<_>>()),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        let bystanders = suite
+            .steps
+            .iter()
+            .filter_map(|s| match s {
+                suite::Step::CreateGitrepos(g) => Some(g),
+                _ => None,
+            })
+            .filter(|g| {
+                g.targets.iter().all(|t| {
+                    t.cluster_name.is_none()
+                        && t.cluster_group.is_none()
+                        && t.cluster_selector
+                            .as_ref()
+                            .is_some_and(|s| s.match_labels.keys().all(|k| !added.contains(k)))
+                })
+            })
+            .count();
+        assert!(bystanders > 0, "{name} has no bystander GitRepos");
+        assert!(
+            suite
+                .slos
+                .iter()
+                .any(|s| s.name == "existing-bundledeployments-not-rewritten"),
+            "{name} judges writes to existing BundleDeployments"
+        );
+    }
+}

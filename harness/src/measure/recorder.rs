@@ -79,6 +79,14 @@ pub struct Facts {
     pub cluster_namespace: String,
     /// BundleDeployment `spec.deploymentID`.
     pub deployment_id: String,
+    /// BundleDeployment `status.appliedDeploymentID` (what the agent last applied).
+    pub applied_deployment_id: String,
+    /// BundleDeployment `status.ready`.
+    pub ready: bool,
+    /// `metadata.deletionTimestamp` is set: the object is on its way out (finalizers may
+    /// keep it visible for a while), which for a BundleDeployment that should survive is as
+    /// bad as its deletion.
+    pub deleting: bool,
 }
 
 impl Facts {
@@ -129,7 +137,11 @@ impl State {
         })
     }
 
-    fn record(&mut self, key: ObjectKey, facts: Facts, deleted: bool, at: Instant) {
+    /// Applies one observation: `deleted` for a deletion, otherwise the object's current
+    /// fields. An unchanged resourceVersion is no change; a new UID under a known name is
+    /// the old object's deletion followed by the new one's addition, so a delete-and-recreate
+    /// is never mistaken for an update, even when the watch missed the deletion.
+    pub fn record(&mut self, key: ObjectKey, facts: Facts, deleted: bool, at: Instant) {
         if deleted {
             if let Some(previous) = self.objects.remove(&key) {
                 self.log.push(Observed {
@@ -380,6 +392,7 @@ fn base_facts<K: Resource>(object: &K) -> Facts {
         uid: object.meta().uid.clone().unwrap_or_default(),
         resource_version: object.meta().resource_version.clone().unwrap_or_default(),
         labels: object.labels().clone(),
+        deleting: object.meta().deletion_timestamp.is_some(),
         ..Facts::default()
     }
 }
@@ -416,6 +429,10 @@ fn bundle_facts(object: &Bundle) -> Facts {
 fn bundledeployment_facts(object: &BundleDeployment) -> Facts {
     let mut facts = base_facts(object);
     facts.deployment_id = object.spec.deployment_id.clone().unwrap_or_default();
+    if let Some(status) = &object.status {
+        facts.applied_deployment_id = status.applied_deployment_id.clone().unwrap_or_default();
+        facts.ready = status.ready;
+    }
     facts
 }
 
@@ -459,6 +476,70 @@ mod tests {
         let changes: Vec<Change> = state.log.iter().map(|o| o.change).collect();
         assert_eq!(changes, [Change::Added, Change::Modified, Change::Deleted]);
         assert!(state.objects.is_empty());
+    }
+
+    #[test]
+    fn a_deletion_during_a_watch_gap_is_found_by_the_relist() {
+        let shared = Shared {
+            origin: Instant::now(),
+            state: Mutex::new(State::default()),
+            changed: Notify::new(),
+        };
+        let now = Instant::now();
+        let bd = |name: &str, uid: &str| {
+            let mut bd = BundleDeployment::new(name, Default::default());
+            bd.metadata.namespace = Some("cluster-a".into());
+            bd.metadata.uid = Some(uid.into());
+            bd.metadata.resource_version = Some("1".into());
+            bd
+        };
+        let apply = |event: Event<BundleDeployment>| {
+            apply_event(
+                &shared,
+                Kind::BundleDeployment,
+                Ok(event),
+                bundledeployment_facts,
+                now,
+            )
+        };
+        apply(Event::Init);
+        apply(Event::InitApply(bd("gone", "u1")));
+        apply(Event::InitApply(bd("kept", "u2")));
+        apply(Event::InitApply(bd("recreated", "u3")));
+        apply(Event::InitDone);
+        // The watch restarts; meanwhile one object was deleted and one recreated.
+        apply(Event::Init);
+        apply(Event::InitApply(bd("kept", "u2")));
+        apply(Event::InitApply(bd("recreated", "u4")));
+        apply(Event::InitDone);
+        let state = shared.state.lock();
+        let deleted: Vec<(&str, &str)> = state
+            .log
+            .iter()
+            .filter(|o| o.change == Change::Deleted)
+            .map(|o| (o.key.name.as_str(), o.facts.uid.as_str()))
+            .collect();
+        assert_eq!(deleted, [("recreated", "u3"), ("gone", "u1")]);
+        assert_eq!(state.objects.len(), 2);
+    }
+
+    #[test]
+    fn bundledeployment_facts_keep_status_and_deletion() {
+        use fleet_controller::api::BundleDeploymentStatus;
+        let mut bd = BundleDeployment::new("b", Default::default());
+        bd.status = Some(BundleDeploymentStatus {
+            applied_deployment_id: Some("s-1:abc".into()),
+            ready: true,
+            ..Default::default()
+        });
+        let facts = bundledeployment_facts(&bd);
+        assert_eq!(facts.applied_deployment_id, "s-1:abc");
+        assert!(facts.ready);
+        assert!(!facts.deleting);
+        bd.metadata.deletion_timestamp = Some(
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::UNIX_EPOCH),
+        );
+        assert!(bundledeployment_facts(&bd).deleting);
     }
 
     #[test]

@@ -8,13 +8,14 @@ use futures::StreamExt as _;
 use kube::Api;
 use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
 
-use super::collect::collect;
+use super::collect::{collect, existing_bundledeployment_writes, until_quiet, write_counts};
 use super::world::{ClusterInfo, GroupInfo, to_kube_selector};
 use super::{Context, StepError, StepOutput};
 use crate::measure::recorder::{Change, Kind};
 use crate::progress::Task;
 use crate::provider::{MANAGED_BY, MANAGED_BY_LABEL, SUITE_LABEL};
-use crate::suite::{CreateClusterGroup, CreateClusters, LabelCluster};
+use crate::results::Measurement;
+use crate::suite::{CreateClusterGroup, CreateClusters, LabelCluster, MeasurementKind};
 
 /// Labels on everything the harness creates.
 pub fn ownership_labels(suite: &str) -> BTreeMap<String, String> {
@@ -287,15 +288,31 @@ pub async fn label_cluster(
             ),
         ));
     }
-    if !spec.count_writes.is_empty() {
-        ctx.sleep(spec.settle.0).await?;
-        let after_requests = ctx.scrape_requests().await?;
-        for count in &spec.count_writes {
-            output.measurements.push(super::status::writes_measurement(
-                count,
-                &after_requests.since(&before_requests),
-            ));
-        }
+    if spec.count_writes.is_empty() && spec.measure_existing_writes.is_none() {
+        return Ok(output);
+    }
+    // Counted until the controller's writes stop, not for a fixed time after the last new
+    // BundleDeployment: writes deferred past any fixed window are still the label's cost.
+    let quiet = until_quiet(ctx, &before_requests, spec.settle, spec.timeout, label).await?;
+    output.quality.extend(quiet.problem());
+    let requests = quiet.after.since(&before_requests);
+    output
+        .measurements
+        .extend(write_counts(&spec.count_writes, &requests, &quiet.note));
+    if let Some(name) = &spec.measure_existing_writes {
+        let (total, breakdown) = existing_bundledeployment_writes(&requests);
+        let mut measurement = Measurement::value(
+            "writes",
+            format!(
+                "updates and patches of existing BundleDeployments (not their status) after the label on {}",
+                before.name
+            ),
+            total as f64,
+        );
+        measurement.kind = MeasurementKind::Count;
+        measurement.breakdown = breakdown;
+        measurement.notes.push(quiet.note);
+        output.measurements.push((name.clone(), measurement));
     }
     Ok(output)
 }

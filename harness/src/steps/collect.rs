@@ -6,11 +6,12 @@ use std::fmt::Debug;
 use std::time::{Duration, Instant};
 
 use super::{Context, StepError};
+use crate::measure::metrics::RequestTotals;
 use crate::measure::recorder::{Observed, WaitError};
 use crate::measure::stats::Summary;
 use crate::progress::Task;
-use crate::results::Measurement;
-use crate::suite::MeasurementKind;
+use crate::results::{ApiRequestCount, Measurement};
+use crate::suite::{CountWrites, GoDuration, MeasurementKind};
 
 /// What [`collect`] found.
 #[derive(Debug)]
@@ -111,4 +112,130 @@ where
         expected,
         timed_out,
     })
+}
+
+/// How a step waited for the controller's writes to stop.
+#[derive(Debug)]
+pub struct Quiet {
+    /// The API server's counters when the wait ended.
+    pub after: RequestTotals,
+    /// Whether the writes stopped (false: the bound came first).
+    pub went_quiet: bool,
+    /// What the wait was, for the measurements' notes.
+    pub note: String,
+}
+
+impl Quiet {
+    /// The line for the step's `quality` when the bound came first.
+    pub fn problem(&self) -> Option<String> {
+        (!self.went_quiet).then(|| format!("{}; the counts may be short", self.note))
+    }
+}
+
+/// Waits until the controller has made no write (to what a Fleet controller owns) for
+/// `quiet`, at most `bound`: a fixed window after the last observed event would let a
+/// controller that defers its writes past it escape the count.
+pub async fn until_quiet(
+    ctx: &Context<'_>,
+    before: &RequestTotals,
+    quiet: GoDuration,
+    bound: GoDuration,
+    label: &str,
+) -> Result<Quiet, StepError> {
+    let started = Instant::now();
+    let (after, _, went_quiet) = super::status::wait_for_quiet(
+        ctx,
+        before,
+        &[],
+        None,
+        quiet.0,
+        started + bound.0,
+        &format!("{label}: waiting for the controller's writes to stop"),
+    )
+    .await?;
+    let waited = started.elapsed().as_secs_f64();
+    let note = if went_quiet {
+        format!(
+            "counted until the controller made no write for {quiet} ({waited:.1}s of waiting; bound {bound})"
+        )
+    } else {
+        format!("the controller was still writing when the bound of {bound} ran out")
+    };
+    Ok(Quiet {
+        after,
+        went_quiet,
+        note,
+    })
+}
+
+/// The `count_writes` measurements of a step, with `note` (how long they were counted).
+pub fn write_counts(
+    counts: &[CountWrites],
+    requests: &[ApiRequestCount],
+    note: &str,
+) -> Vec<(String, Measurement)> {
+    counts
+        .iter()
+        .map(|count| {
+            let (name, mut measurement) = super::status::writes_measurement(count, requests);
+            measurement.notes.push(note.to_string());
+            (name, measurement)
+        })
+        .collect()
+}
+
+/// Updates and patches of BundleDeployment objects (not of their status, which agents
+/// write): what a controller does when it rewrites BundleDeployments that exist, as
+/// opposed to creating new ones.
+pub fn existing_bundledeployment_writes(
+    requests: &[ApiRequestCount],
+) -> (u64, BTreeMap<String, f64>) {
+    let mut breakdown = BTreeMap::new();
+    let mut total = 0;
+    for request in requests.iter().filter(|r| {
+        r.is_controller_owned()
+            && r.resource == "bundledeployments"
+            && r.subresource.is_empty()
+            && matches!(r.verb.as_str(), "UPDATE" | "PATCH" | "APPLY")
+    }) {
+        total += request.count;
+        *breakdown
+            .entry(format!("{} {}", request.verb, request.code))
+            .or_insert(0.0) += request.count as f64;
+    }
+    (total, breakdown)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(verb: &str, resource: &str, subresource: &str, count: u64) -> ApiRequestCount {
+        ApiRequestCount {
+            verb: verb.into(),
+            group: "fleet.cattle.io".into(),
+            resource: resource.into(),
+            subresource: subresource.into(),
+            code: "200".into(),
+            count,
+        }
+    }
+
+    #[test]
+    fn existing_bundledeployment_writes_leave_out_creations_and_status() {
+        let requests = [
+            request("CREATE", "bundledeployments", "", 3000),
+            request("PATCH", "bundledeployments", "status", 3000),
+            request("PATCH", "bundles", "status", 3000),
+            request("UPDATE", "bundledeployments", "", 27000),
+            request("GET", "bundledeployments", "", 5),
+        ];
+        let (total, breakdown) = existing_bundledeployment_writes(&requests);
+        assert_eq!(
+            total, 27000,
+            "a controller rewriting every BundleDeployment"
+        );
+        assert_eq!(breakdown["UPDATE 200"], 27000.0);
+        assert_eq!(existing_bundledeployment_writes(&requests[..3]).0, 0);
+    }
 }

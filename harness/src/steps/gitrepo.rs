@@ -10,12 +10,13 @@ use kube::Api;
 use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
 
 use super::cluster::{create_all, ensure_namespace, ownership_labels};
-use super::collect::collect;
+use super::collect::{collect, until_quiet, write_counts};
 use super::world::{GitRepoInfo, to_git_target};
-use super::{Context, StepError, StepOutput};
-use crate::measure::recorder::{Change, Kind};
+use super::{Context, StepError, StepOutput, World};
+use crate::measure::recorder::{Change, Kind, Observed, State};
 use crate::progress::Task;
-use crate::suite::{CreateGitRepos, EditTargets, WaitFor};
+use crate::results::Measurement;
+use crate::suite::{CreateGitRepos, EditTargets, Target, WaitFor};
 
 /// Concurrent API calls when creating or editing many GitRepos.
 const CONCURRENCY: usize = 16;
@@ -279,8 +280,158 @@ pub async fn create_gitrepos(
     Ok(output)
 }
 
+/// What the targeting oracle says an edit of targets does to the BundleDeployments of the
+/// edited GitRepos, keyed by (cluster namespace, name).
+#[derive(Debug, Default, PartialEq)]
+struct EditPlan {
+    /// BundleDeployments on clusters the GitRepos stop reaching: the controller must delete
+    /// these.
+    orphans: BTreeSet<(String, String)>,
+    /// BundleDeployments on clusters they still reach, with their UIDs: these must stay the
+    /// same objects.
+    survivors: BTreeMap<(String, String), String>,
+}
+
+/// Predicts the orphans and survivors of giving `edited` the targets `targets`, from the
+/// harness's own targeting oracle, and checks that what exists now is what the oracle says
+/// should: a mismatch means the measurement would time the wrong objects, so it is an error
+/// of the step, not a warning.
+fn plan_edit(
+    world: &World,
+    edited: &[GitRepoInfo],
+    targets: &[Target],
+    state: &State,
+    namespace: &str,
+) -> Result<EditPlan, String> {
+    let after = world.clusters_for(targets);
+    let mut plan = EditPlan::default();
+    let mut problems = Vec::new();
+    for gitrepo in edited {
+        let bundles: BTreeSet<String> = state
+            .of_kind(Kind::Bundle)
+            .filter(|(key, facts)| {
+                key.namespace == namespace && facts.label(labels::REPO_NAME) == Some(&gitrepo.name)
+            })
+            .map(|(key, _)| key.name.clone())
+            .collect();
+        let paths = world.repos[gitrepo.repo].paths;
+        if bundles.len() != paths {
+            problems.push(format!(
+                "GitRepo {} has {} Bundles, its repository {} paths",
+                gitrepo.name,
+                bundles.len(),
+                paths
+            ));
+            continue;
+        }
+        let before = world.clusters_for(&gitrepo.targets);
+        let mut expected: BTreeSet<(String, String)> = BTreeSet::new();
+        for cluster in &before {
+            let Some(info) = world.cluster(cluster) else {
+                continue;
+            };
+            for bundle in &bundles {
+                let key = (info.namespace.clone(), bundle.clone());
+                if after.contains(cluster) {
+                    plan.survivors.insert(key.clone(), String::new());
+                } else {
+                    plan.orphans.insert(key.clone());
+                }
+                expected.insert(key);
+            }
+        }
+        let existing: BTreeMap<(String, String), String> = state
+            .of_kind(Kind::BundleDeployment)
+            .filter(|(_, facts)| facts.label(labels::REPO_NAME) == Some(&gitrepo.name))
+            .map(|(key, facts)| ((key.namespace.clone(), key.name.clone()), facts.uid.clone()))
+            .collect();
+        let unexpected: Vec<String> = existing
+            .keys()
+            .filter(|k| !expected.contains(*k))
+            .map(|(ns, n)| format!("{ns}/{n}"))
+            .collect();
+        let absent: Vec<String> = expected
+            .iter()
+            .filter(|k| !existing.contains_key(*k))
+            .map(|(ns, n)| format!("{ns}/{n}"))
+            .collect();
+        if !unexpected.is_empty() || !absent.is_empty() {
+            problems.push(format!(
+                "GitRepo {}: {} BundleDeployments its targets do not select ({}), {} it selects are absent ({})",
+                gitrepo.name,
+                unexpected.len(),
+                first_few(&unexpected),
+                absent.len(),
+                first_few(&absent)
+            ));
+        }
+        for (key, uid) in plan.survivors.iter_mut() {
+            if let Some(existing_uid) = existing.get(key) {
+                uid.clone_from(existing_uid);
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(plan)
+    } else {
+        Err(problems.join("; "))
+    }
+}
+
+fn first_few(items: &[String]) -> String {
+    let mut shown = items.iter().take(3).cloned().collect::<Vec<_>>().join(", ");
+    if items.len() > 3 {
+        shown.push_str(", ...");
+    }
+    shown
+}
+
+/// Survivors that did not survive: deleted, recreated (a new UID under the same name) or
+/// marked for deletion at any time in `events` (the log since the edit), or absent or
+/// replaced in `state` now. One line per BundleDeployment.
+fn lost_survivors(
+    survivors: &BTreeMap<(String, String), String>,
+    events: &[Observed],
+    state: &State,
+) -> Vec<String> {
+    let mut lost: BTreeMap<(String, String), String> = BTreeMap::new();
+    for observed in events {
+        if observed.key.kind != Kind::BundleDeployment {
+            continue;
+        }
+        let key = (observed.key.namespace.clone(), observed.key.name.clone());
+        let Some(uid) = survivors.get(&key) else {
+            continue;
+        };
+        let what = match observed.change {
+            Change::Deleted => Some("deleted"),
+            Change::Added if &observed.facts.uid != uid => Some("recreated with a new UID"),
+            _ if observed.facts.deleting => Some("marked for deletion"),
+            _ => None,
+        };
+        if let Some(what) = what {
+            lost.entry(key).or_insert_with(|| what.to_string());
+        }
+    }
+    for (key, uid) in survivors {
+        let now = state.get(Kind::BundleDeployment, &key.0, &key.1);
+        let what = match now {
+            None => Some("gone"),
+            Some(facts) if &facts.uid != uid => Some("replaced by another object"),
+            Some(facts) if facts.deleting => Some("marked for deletion"),
+            Some(_) => None,
+        };
+        if let Some(what) = what {
+            lost.entry(key.clone()).or_insert_with(|| what.to_string());
+        }
+    }
+    lost.into_iter()
+        .map(|((ns, name), what)| format!("{ns}/{name}: {what}"))
+        .collect()
+}
+
 /// `edit_targets`: new targets for some GitRepos; time each orphaned BundleDeployment's
-/// deletion.
+/// deletion, and check that the ones that still match survive as the same objects.
 pub async fn edit_targets(
     ctx: &mut Context<'_>,
     spec: &EditTargets,
@@ -289,40 +440,15 @@ pub async fn edit_targets(
     let namespace = ctx.namespace().to_string();
     let count = spec.gitrepos.resolve(ctx.world.gitrepos.len());
     let edited: Vec<GitRepoInfo> = ctx.world.gitrepos[..count].to_vec();
-    // Clusters each edited GitRepo stops reaching.
-    let mut orphan_namespaces: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for gitrepo in &edited {
-        let before = ctx.world.clusters_for(&gitrepo.targets);
-        let after = ctx.world.clusters_for(&spec.targets);
-        let lost: BTreeSet<String> = before
-            .difference(&after)
-            .filter_map(|c| ctx.world.cluster(c).map(|c| c.namespace.clone()))
-            .collect();
-        orphan_namespaces.insert(gitrepo.name.clone(), lost);
-    }
-    let orphans: BTreeSet<(String, String)> = ctx.recorder.with_state(|state| {
-        state
-            .of_kind(Kind::BundleDeployment)
-            .filter(|(key, facts)| {
-                facts
-                    .label(labels::REPO_NAME)
-                    .and_then(|r| orphan_namespaces.get(r))
-                    .is_some_and(|lost| lost.contains(&key.namespace))
-            })
-            .map(|(key, _)| (key.namespace.clone(), key.name.clone()))
-            .collect()
-    });
-    let expected: usize = edited
-        .iter()
-        .map(|g| ctx.world.repos[g.repo].paths * orphan_namespaces[&g.name].len())
-        .sum();
-    if orphans.len() != expected {
-        tracing::warn!(
-            found = orphans.len(),
-            expected,
-            "BundleDeployments that the edit orphans differ from the prediction; measuring the ones that exist"
-        );
-    }
+    let plan = ctx
+        .recorder
+        .with_state(|state| plan_edit(&ctx.world, &edited, &spec.targets, state, &namespace))
+        .map_err(|problem| {
+            StepError::Unsupported(format!(
+                "edit_targets: before the edit, the BundleDeployments differ from what the targets select: {problem}"
+            ))
+        })?;
+    let orphans = plan.orphans;
     let api: Api<GitRepo> = Api::namespaced(ctx.kube.clone(), &namespace);
     let targets: Vec<_> = spec.targets.iter().map(to_git_target).collect();
     let patch = serde_json::json!({"spec": {"targets": targets}});
@@ -405,15 +531,286 @@ pub async fn edit_targets(
             ),
         ));
     }
-    if !spec.count_writes.is_empty() {
-        ctx.sleep(spec.settle.0).await?;
-        let after = ctx.scrape_requests().await?;
-        for count in &spec.count_writes {
-            output.measurements.push(super::status::writes_measurement(
-                count,
-                &after.since(&before_requests),
-            ));
-        }
+    if spec.count_writes.is_empty() && spec.measure_survivors.is_none() {
+        return Ok(output);
+    }
+    // A delete-and-recreate of a survivor, or a write, may come after the orphans are gone.
+    let quiet = until_quiet(ctx, &before_requests, spec.settle, spec.timeout, label).await?;
+    output.quality.extend(quiet.problem());
+    output.measurements.extend(write_counts(
+        &spec.count_writes,
+        &quiet.after.since(&before_requests),
+        &quiet.note,
+    ));
+    if let Some(name) = &spec.measure_survivors {
+        let lost = ctx
+            .recorder
+            .with_state(|state| lost_survivors(&plan.survivors, &state.log[cursor..], state));
+        let mut measurement = Measurement::value(
+            "count",
+            format!(
+                "BundleDeployments still selected after the edit ({}) that were deleted, recreated or marked for deletion after it",
+                plan.survivors.len()
+            ),
+            lost.len() as f64,
+        );
+        measurement.breakdown = BTreeMap::from([
+            ("survivors".to_string(), plan.survivors.len() as f64),
+            ("lost".to_string(), lost.len() as f64),
+        ]);
+        measurement.notes.push(quiet.note);
+        measurement.notes.extend(lost.into_iter().take(20));
+        output.message.push_str(&format!(
+            "; {} of {} surviving BundleDeployments lost",
+            measurement.stat("value").unwrap_or_default(),
+            plan.survivors.len()
+        ));
+        output.measurements.push((name.clone(), measurement));
     }
     Ok(output)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+    use crate::measure::recorder::{Facts, ObjectKey};
+    use crate::steps::world::{ClusterInfo, RepoInfo};
+    use crate::suite::LabelSelector;
+
+    fn selector(pairs: &[(&str, &str)]) -> Target {
+        Target {
+            cluster_selector: Some(LabelSelector {
+                match_labels: pairs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            }),
+            ..Target::default()
+        }
+    }
+
+    fn world() -> World {
+        let cluster = |name: &str, shard: &str| ClusterInfo {
+            name: name.into(),
+            labels: BTreeMap::from([
+                ("env".to_string(), "bench".to_string()),
+                ("shard".to_string(), shard.to_string()),
+            ]),
+            namespace: format!("ns-{name}"),
+        };
+        World {
+            clusters: vec![cluster("a", "a"), cluster("b", "b")],
+            groups: Vec::new(),
+            repos: vec![RepoInfo {
+                owner: "o".into(),
+                name: "r".into(),
+                paths: 2,
+                branch: "main".into(),
+                head: String::new(),
+                revision: 0,
+                broken_since: None,
+            }],
+            gitrepos: vec![GitRepoInfo {
+                name: "g".into(),
+                repo: 0,
+                targets: vec![selector(&[("env", "bench")])],
+                polling_interval_s: 15.0,
+            }],
+        }
+    }
+
+    fn key(kind: Kind, namespace: &str, name: &str) -> ObjectKey {
+        ObjectKey {
+            kind,
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+
+    fn facts(uid: &str, rv: &str) -> Facts {
+        Facts {
+            uid: uid.into(),
+            resource_version: rv.into(),
+            labels: BTreeMap::from([(labels::REPO_NAME.to_string(), "g".to_string())]),
+            ..Facts::default()
+        }
+    }
+
+    /// Two Bundles of GitRepo g, deployed to both clusters.
+    fn deployed() -> State {
+        let mut state = State::default();
+        let now = Instant::now();
+        for bundle in ["g-p0", "g-p1"] {
+            state.record(
+                key(Kind::Bundle, "ws", bundle),
+                facts(bundle, "1"),
+                false,
+                now,
+            );
+            for ns in ["ns-a", "ns-b"] {
+                let uid = format!("{ns}-{bundle}");
+                state.record(
+                    key(Kind::BundleDeployment, ns, bundle),
+                    facts(&uid, "1"),
+                    false,
+                    now,
+                );
+            }
+        }
+        state
+    }
+
+    fn plan(state: &State) -> Result<EditPlan, String> {
+        let world = world();
+        plan_edit(
+            &world,
+            &world.gitrepos,
+            &[selector(&[("shard", "a")])],
+            state,
+            "ws",
+        )
+    }
+
+    #[test]
+    fn the_oracle_names_orphans_and_survivors() {
+        let plan = plan(&deployed()).unwrap();
+        assert_eq!(
+            plan.orphans,
+            BTreeSet::from([
+                ("ns-b".to_string(), "g-p0".to_string()),
+                ("ns-b".to_string(), "g-p1".to_string())
+            ])
+        );
+        assert_eq!(
+            plan.survivors,
+            BTreeMap::from([
+                (
+                    ("ns-a".to_string(), "g-p0".to_string()),
+                    "ns-a-g-p0".to_string()
+                ),
+                (
+                    ("ns-a".to_string(), "g-p1".to_string()),
+                    "ns-a-g-p1".to_string()
+                ),
+            ])
+        );
+    }
+
+    #[test]
+    fn what_exists_must_match_the_oracle_before_the_edit() {
+        // A controller that never deployed one BundleDeployment: the step cannot say which
+        // orphans to expect, so it fails instead of measuring what happens to exist.
+        let mut state = deployed();
+        state.record(
+            key(Kind::BundleDeployment, "ns-b", "g-p1"),
+            Facts::default(),
+            true,
+            Instant::now(),
+        );
+        let error = plan(&state).unwrap_err();
+        assert!(
+            error.contains("1 it selects are absent (ns-b/g-p1)"),
+            "{error}"
+        );
+        // One deployed where the targets do not reach.
+        let mut state = deployed();
+        state.record(
+            key(Kind::BundleDeployment, "ns-c", "g-p0"),
+            facts("stray", "1"),
+            false,
+            Instant::now(),
+        );
+        let error = plan(&state).unwrap_err();
+        assert!(
+            error.contains("1 BundleDeployments its targets do not select (ns-c/g-p0)"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_controller_that_keeps_survivors_loses_none() {
+        let mut state = deployed();
+        let plan = plan(&state).unwrap();
+        let cursor = state.log.len();
+        let now = Instant::now();
+        for name in ["g-p0", "g-p1"] {
+            state.record(
+                key(Kind::BundleDeployment, "ns-b", name),
+                Facts::default(),
+                true,
+                now,
+            );
+            // An update of a survivor (same UID) is fine.
+            let uid = format!("ns-a-{name}");
+            state.record(
+                key(Kind::BundleDeployment, "ns-a", name),
+                facts(&uid, "2"),
+                false,
+                now,
+            );
+        }
+        assert!(lost_survivors(&plan.survivors, &state.log[cursor..], &state).is_empty());
+    }
+
+    #[test]
+    fn a_controller_that_recreates_survivors_is_caught() {
+        let mut state = deployed();
+        let plan = plan(&state).unwrap();
+        let cursor = state.log.len();
+        let now = Instant::now();
+        // Deletes every BundleDeployment of the bundle and recreates the ones that match:
+        // the end state looks right, only the UIDs tell.
+        state.record(
+            key(Kind::BundleDeployment, "ns-a", "g-p0"),
+            Facts::default(),
+            true,
+            now,
+        );
+        state.record(
+            key(Kind::BundleDeployment, "ns-a", "g-p0"),
+            facts("new", "5"),
+            false,
+            now,
+        );
+        let lost = lost_survivors(&plan.survivors, &state.log[cursor..], &state);
+        assert_eq!(lost, ["ns-a/g-p0: deleted"]);
+    }
+
+    #[test]
+    fn recreation_unseen_by_the_watch_and_pending_deletion_are_caught() {
+        let mut state = deployed();
+        let plan = plan(&state).unwrap();
+        let cursor = state.log.len();
+        let now = Instant::now();
+        // The recorder turns a UID change into delete + add even without a DELETED event.
+        state.record(
+            key(Kind::BundleDeployment, "ns-a", "g-p0"),
+            facts("new", "5"),
+            false,
+            now,
+        );
+        let mut terminating = facts("ns-a-g-p1", "6");
+        terminating.deleting = true;
+        state.record(
+            key(Kind::BundleDeployment, "ns-a", "g-p1"),
+            terminating,
+            false,
+            now,
+        );
+        let lost = lost_survivors(&plan.survivors, &state.log[cursor..], &state);
+        assert_eq!(
+            lost,
+            ["ns-a/g-p0: deleted", "ns-a/g-p1: marked for deletion"]
+        );
+        // Judged on the end state alone, a survivor that is gone is lost too.
+        let mut gone = deployed();
+        gone.objects
+            .remove(&key(Kind::BundleDeployment, "ns-a", "g-p1"));
+        assert_eq!(
+            lost_survivors(&plan.survivors, &[], &gone),
+            ["ns-a/g-p1: gone"]
+        );
+    }
 }

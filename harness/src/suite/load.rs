@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use super::{AgentMode, MeasurementKind, Step, Suite};
 
@@ -269,14 +270,21 @@ pub(crate) fn validate(suite: &Suite) -> Result<(), Problem> {
                 Some(&format!("measurement: {}", slo.measurement)),
             ));
         };
-        if !kind.stats().contains(&slo.stat.as_str()) {
+        if !kind.stats().contains(&slo.stat.as_str())
+            && !extra_stats(*kind).contains(&slo.stat.as_str())
+        {
             return Err(problem(
                 format!("{field}.stat"),
                 format!(
                     "{:?} is not a stat of {:?} ({kind:?}); use one of {}",
                     slo.stat,
                     slo.measurement,
-                    kind.stats().join(", ")
+                    kind.stats()
+                        .iter()
+                        .chain(extra_stats(*kind))
+                        .copied()
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
                 Some(&format!("stat: {}", slo.stat)),
             ));
@@ -329,6 +337,19 @@ pub(crate) fn validate(suite: &Suite) -> Result<(), Problem> {
         }
     }
     Ok(())
+}
+
+/// Stats measurements carry beyond [`MeasurementKind::stats`]: the poll analysis's count
+/// of listings per interval and its spread within each repository's own intervals.
+fn extra_stats(kind: MeasurementKind) -> &'static [&'static str] {
+    match kind {
+        MeasurementKind::Intervals => &[
+            "max-advertisements-per-interval",
+            "within-repo-stddev",
+            "min-repo-stddev",
+        ],
+        _ => &[],
+    }
 }
 
 /// Stats of a latency measurement computed over the events that arrived only: an event
@@ -435,7 +456,17 @@ fn validate_steps(suite: &Suite) -> Result<(), Problem> {
                 }
                 gitrepos = true;
             }
-            Step::Commit(_) | Step::EditTargets(_) => require(gitrepos, "create_gitrepos")?,
+            Step::Commit(_) => require(gitrepos, "create_gitrepos")?,
+            Step::EditTargets(step) => {
+                require(gitrepos, "create_gitrepos")?;
+                if step.measure_survivors.is_some() && step.settle.0 < Duration::from_secs(1) {
+                    return Err(problem(
+                        format!("{field}.settle"),
+                        "measure_survivors needs `settle` of at least 1s: survivors are judged once the controller's writes have stopped for that long, so a recreation it defers is still seen",
+                        needle,
+                    ));
+                }
+            }
             Step::LabelCluster(step) => {
                 require(gitrepos, "create_gitrepos")?;
                 if let Some(cluster) = step.cluster
@@ -550,7 +581,7 @@ slos:
         let Step::LabelCluster(label) = &suite.steps[3] else {
             panic!("{:?}", suite.steps[3]);
         };
-        assert_eq!(label.timeout.0, std::time::Duration::from_secs(120));
+        assert_eq!(label.timeout.0, Duration::from_secs(120));
         assert_eq!(
             suite.slos[0]
                 .max

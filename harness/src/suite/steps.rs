@@ -350,9 +350,17 @@ pub struct LabelCluster {
         deserialize_with = "one_or_many"
     )]
     pub count_writes: Vec<CountWrites>,
-    /// Extra wait before the step's API counts are read.
+    /// The step's API counts are read once the controller has made no write for this long
+    /// (at most `timeout` after the last new BundleDeployment), so that writes it defers
+    /// are counted too; 0s reads them at once.
     #[serde(default = "default_settle")]
     pub settle: GoDuration,
+    /// Measurement name (kind count) of the updates and patches of BundleDeployments
+    /// themselves (not their status, which agents write) during the step: a label creates
+    /// BundleDeployments on the cluster it makes match and has no reason to rewrite any
+    /// that exist, of the affected bundles or of bystanders.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measure_existing_writes: Option<String>,
 }
 
 /// `edit_targets`.
@@ -367,6 +375,11 @@ pub struct EditTargets {
     /// Latency from the edit to each orphaned BundleDeployment's deletion.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub measure: Option<String>,
+    /// How many BundleDeployments that still match after the edit were deleted, recreated
+    /// (a new UID) or marked for deletion at any time between the edit and the end of the
+    /// step (kind value): cleanup must remove the orphans only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measure_survivors: Option<String>,
     /// Bound on waiting for all of them.
     #[serde(default = "default_timeout")]
     pub timeout: GoDuration,
@@ -377,7 +390,9 @@ pub struct EditTargets {
         deserialize_with = "one_or_many"
     )]
     pub count_writes: Vec<CountWrites>,
-    /// Extra wait before the step's API counts are read.
+    /// The step's API counts and the survivors are read once the controller has made no
+    /// write for this long (at most `timeout` after the orphans are gone), so that work it
+    /// defers is seen too; 0s reads them at once.
     #[serde(default = "default_settle")]
     pub settle: GoDuration,
 }
@@ -549,10 +564,16 @@ impl Step {
             Step::LabelCluster(step) => {
                 let mut all: Vec<_> = latency(&step.measure);
                 all.extend(writes(&step.count_writes));
+                all.extend(
+                    step.measure_existing_writes
+                        .iter()
+                        .map(|n| (n.clone(), Counted)),
+                );
                 all
             }
             Step::EditTargets(step) => {
                 let mut all: Vec<_> = latency(&step.measure);
+                all.extend(step.measure_survivors.iter().map(|n| (n.clone(), Value)));
                 all.extend(writes(&step.count_writes));
                 all
             }

@@ -30,6 +30,59 @@ pub struct RepoPolls {
     pub requests: Vec<f64>,
     /// `status.lastPollingTriggered` values seen by watch.
     pub status_stamps: Vec<f64>,
+    /// Times of upload-pack POSTs that fetch objects (protocol v0, or a v2 `fetch`
+    /// command; a v2 `ls-refs` is part of a listing, not a fetch). Each fetch began with an
+    /// advertisement of its own, which is not a poll.
+    pub fetches: Vec<f64>,
+}
+
+/// Whether an upload-pack POST with this protocol v2 command (none for v0, or when it
+/// could not be read) fetches objects. An unreadable command counts as a fetch: the
+/// advertisement before it is then excused, never blamed.
+pub fn is_fetch(command: Option<&str>) -> bool {
+    matches!(command, None | Some("fetch"))
+}
+
+/// The most advertisements that were not the start of a fetch, in any one interval
+/// between consecutive polls (`polls`, the merged bursts) of a repository. One poll is one
+/// listing (one advertisement); a fetch after a new commit adds its own advertisement
+/// followed by its POSTs. So a controller that polls once per interval scores 1 however
+/// often it fetches, and one that lists twice scores 2 even when both listings fall in
+/// the same second and merge into one poll.
+fn max_listings_per_interval(advertisements: &[f64], fetches: &[f64], polls: &[f64]) -> u64 {
+    let mut sorted = advertisements.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    // An advertisement starts a fetch when a fetch POST follows it before the next one.
+    let listings: Vec<f64> = sorted
+        .iter()
+        .enumerate()
+        .filter(|(i, at)| {
+            let next = sorted.get(i + 1).copied().unwrap_or(f64::INFINITY);
+            !fetches.iter().any(|f| *f >= **at && *f < next)
+        })
+        .map(|(_, at)| *at)
+        .collect();
+    let mut bounds = polls.to_vec();
+    bounds.push(f64::INFINITY);
+    bounds
+        .windows(2)
+        .map(|pair| {
+            listings
+                .iter()
+                .filter(|at| **at >= pair[0] && **at < pair[1])
+                .count() as u64
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// Population standard deviation.
+fn stddev(samples: &[f64]) -> f64 {
+    if samples.is_empty() {
+        return 0.0;
+    }
+    let mean = samples.iter().sum::<f64>() / samples.len() as f64;
+    (samples.iter().map(|s| (s - mean).powi(2)).sum::<f64>() / samples.len() as f64).sqrt()
 }
 
 /// Turns per-repository observations into the `intervals` measurement.
@@ -45,10 +98,31 @@ pub fn analyse(
     let mut missed = 0u64;
     let mut mismatches = 0u64;
     let mut notes = Vec::new();
+    let mut max_listings = 0u64;
+    // Spread within each repository's own intervals: a controller that gives every
+    // repository a fixed offset and never varies it spreads the pooled intervals, but
+    // not those of any one repository.
+    let mut within_squares = 0.0;
+    let mut within_count = 0usize;
+    let mut min_repo_stddev = f64::INFINITY;
     for (repo, observed) in repos {
         let polls = merge_close(&observed.requests);
         breakdown.insert(format!("{repo} polls"), polls.len() as f64);
-        samples.extend(polls.windows(2).map(|pair| pair[1] - pair[0]));
+        let intervals: Vec<f64> = polls.windows(2).map(|pair| pair[1] - pair[0]).collect();
+        if intervals.len() >= 2 {
+            let repo_stddev = stddev(&intervals);
+            within_squares += repo_stddev.powi(2) * intervals.len() as f64;
+            within_count += intervals.len();
+            min_repo_stddev = min_repo_stddev.min(repo_stddev);
+        }
+        samples.extend(intervals);
+        let listings = max_listings_per_interval(&observed.requests, &observed.fetches, &polls);
+        if listings > 1 {
+            notes.push(format!(
+                "{repo}: {listings} ref advertisements in one interval that started no fetch (polled {listings} times)"
+            ));
+        }
+        max_listings = max_listings.max(listings);
 
         let mut points = Vec::with_capacity(polls.len() + 2);
         points.push(window.0);
@@ -75,6 +149,19 @@ pub fn analyse(
     stats.insert("missed".into(), missed as f64);
     stats.insert("mismatches".into(), mismatches as f64);
     stats.insert("repos".into(), repos.len() as f64);
+    stats.insert(
+        "max-advertisements-per-interval".into(),
+        max_listings as f64,
+    );
+    // Without a repository with two intervals there is no within-repository spread to
+    // judge; the SLO then fails for want of the stat rather than passing on nothing.
+    if within_count > 0 {
+        stats.insert(
+            "within-repo-stddev".into(),
+            (within_squares / within_count as f64).sqrt(),
+        );
+        stats.insert("min-repo-stddev".into(), min_repo_stddev);
+    }
     notes.truncate(50);
     Measurement {
         kind: MeasurementKind::Intervals,
@@ -131,7 +218,125 @@ mod tests {
         RepoPolls {
             requests: requests.to_vec(),
             status_stamps: stamps.to_vec(),
+            fetches: Vec::new(),
         }
+    }
+
+    /// Deterministic uniform numbers in [0, 1) (no timing, no seed from the clock).
+    fn uniform(state: &mut u64) -> f64 {
+        *state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (*state >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Poll times of `repos` repositories over 5.5 minutes at 60s, each interval
+    /// `60 + step(repo)`.
+    fn schedule(repos: usize, mut step: impl FnMut(usize) -> f64) -> BTreeMap<String, RepoPolls> {
+        (0..repos)
+            .map(|r| {
+                let mut times = vec![1000.0 + r as f64];
+                while *times.last().unwrap() < 1330.0 {
+                    let next = times.last().unwrap() + 60.0 + step(r);
+                    times.push(next);
+                }
+                times.pop();
+                (format!("r{r:02}"), repo(&times, &times))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_poll_and_a_fetch_are_one_listing() {
+        // ls-remote at 100.0, then the fetch of the new commit: its own advertisement and
+        // two negotiation POSTs.
+        let mut r = repo(&[40.0, 100.0, 100.2, 160.0], &[]);
+        r.fetches = vec![100.25, 100.3];
+        let m = analyse(
+            &BTreeMap::from([("r".to_string(), r)]),
+            (30.0, 170.0),
+            60.0,
+            "",
+        );
+        assert_eq!(m.stats["max-advertisements-per-interval"], 1.0);
+        assert_eq!(m.samples, vec![60.0, 60.0]);
+    }
+
+    #[test]
+    fn double_polling_is_caught_even_when_merged_into_one_poll() {
+        // Two listings 0.3s apart every interval: the merged intervals look perfect.
+        let r = repo(&[40.0, 40.3, 100.0, 100.3, 160.0, 160.3], &[]);
+        let m = analyse(
+            &BTreeMap::from([("r".to_string(), r)]),
+            (30.0, 170.0),
+            60.0,
+            "",
+        );
+        assert_eq!(
+            m.samples,
+            vec![60.0, 60.0],
+            "the merge hides it from the intervals"
+        );
+        assert_eq!(m.stats["max-advertisements-per-interval"], 2.0);
+        assert!(
+            m.notes
+                .iter()
+                .any(|n| n.starts_with("r: 2 ref advertisements")),
+            "{:?}",
+            m.notes
+        );
+        // With protocol v2 a listing POSTs ls-refs, which is no fetch and excuses nothing.
+        let mut v2 = repo(&[40.0, 40.3], &[]);
+        v2.fetches = Vec::new();
+        assert!(!is_fetch(Some("ls-refs")));
+        assert!(is_fetch(Some("fetch")) && is_fetch(None));
+        let m = analyse(
+            &BTreeMap::from([("r".to_string(), v2)]),
+            (30.0, 50.0),
+            60.0,
+            "",
+        );
+        assert_eq!(m.stats["max-advertisements-per-interval"], 2.0);
+    }
+
+    #[test]
+    fn fixed_per_repo_offsets_have_pooled_spread_but_none_within_a_repo() {
+        // Each repository always waits 60s + its own constant (0..6s), never varying it.
+        let m = analyse(&schedule(30, |r| r as f64 * 0.2), (990.0, 1340.0), 60.0, "");
+        assert!(
+            m.stats["stddev"] > 1.5,
+            "pooled spread looks healthy: {}",
+            m.stats["stddev"]
+        );
+        assert!(m.stats["within-repo-stddev"] < 1e-9, "{:?}", m.stats);
+        assert!(m.stats["min-repo-stddev"] < 1e-9);
+    }
+
+    #[test]
+    fn real_jitter_passes_both_spreads() {
+        // Uniform 0..10% jitter per poll: sd 1.73s at 60s; the SLO floor is 1% (0.6s).
+        let mut state = 7;
+        let m = analyse(
+            &schedule(30, |_| 6.0 * uniform(&mut state)),
+            (990.0, 1340.0),
+            60.0,
+            "",
+        );
+        assert!(m.stats["stddev"] > 1.2, "{:?}", m.stats);
+        assert!(m.stats["within-repo-stddev"] > 1.2, "{:?}", m.stats);
+        assert_eq!(m.stats["max-advertisements-per-interval"], 1.0);
+    }
+
+    #[test]
+    fn within_repo_spread_needs_two_intervals() {
+        let r = repo(&[0.0, 61.0], &[]);
+        let m = analyse(
+            &BTreeMap::from([("r".to_string(), r)]),
+            (0.0, 70.0),
+            60.0,
+            "",
+        );
+        assert!(!m.stats.contains_key("within-repo-stddev"), "{:?}", m.stats);
     }
 
     #[test]

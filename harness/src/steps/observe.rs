@@ -46,9 +46,10 @@ pub async fn observe_polling(
 
     let since = jiff::Timestamp::from_nanosecond(((start - 1.0) * 1e9) as i128)
         .unwrap_or_else(|_| jiff::Timestamp::now());
+    // Every upload-pack request: advertisements are the polls, and the POSTs tell which
+    // advertisement began a fetch rather than a listing.
     let entries = ctx.git_proxy.requests(&RequestFilter {
         since: Some(since),
-        service: Some(GitService::UploadPackAdvertisement),
         ..RequestFilter::default()
     });
 
@@ -72,7 +73,13 @@ pub async fn observe_polling(
         if let Some(gitrepo) = by_repo.get(&entry.repo.to_lowercase())
             && let Some(polls) = repos.get_mut(&gitrepo.name)
         {
-            polls.requests.push(time);
+            match entry.service {
+                GitService::UploadPackAdvertisement => polls.requests.push(time),
+                GitService::UploadPack if polling::is_fetch(entry.command.as_deref()) => {
+                    polls.fetches.push(time);
+                }
+                _ => {}
+            }
         }
     }
     let namespace = ctx.namespace().to_string();
@@ -105,14 +112,18 @@ pub async fn observe_polling(
         ),
     );
     let message = format!(
-        "{} intervals from {} repositories over {}: min {:.2}s, max {:.2}s, {} missed, {} cross-check mismatches",
+        "{} intervals from {} repositories over {}: min {:.2}s, max {:.2}s, spread {:.2}s within repositories, {} missed, {} cross-check mismatches, at most {} listings per interval",
         measurement.samples.len(),
         repos.len(),
         spec.duration,
         measurement.stat("min").unwrap_or(f64::NAN),
         measurement.stat("max").unwrap_or(f64::NAN),
+        measurement.stat("within-repo-stddev").unwrap_or(f64::NAN),
         measurement.stat("missed").unwrap_or(0.0),
         measurement.stat("mismatches").unwrap_or(0.0),
+        measurement
+            .stat("max-advertisements-per-interval")
+            .unwrap_or(0.0),
     );
     Ok(StepOutput {
         message,

@@ -155,6 +155,23 @@ async fn another_namespaces_cache_cannot_be_named_even_with_file_repos_allowed()
         bundles.items.is_empty(),
         "no Bundle from another tenant's cache"
     );
+    // A deleted GitRepo's cache goes with it.
+    let dirs = |root: &std::path::Path| {
+        std::fs::read_dir(root)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().is_dir())
+            .count()
+    };
+    // `private`'s, and the one the refused `steal` fetched into.
+    assert_eq!(dirs(cache.path()), 2);
+    env.delete_gitrepo("private").await;
+    eventually("the deleted GitRepo's cache is removed", || async {
+        match dirs(cache.path()) {
+            1 => Ok(()),
+            n => Err(format!("{n} directories")),
+        }
+    })
+    .await;
     controller.shutdown().await;
     env.shutdown().await;
 }

@@ -5,10 +5,16 @@
 //! under a random secret kept in the cache root (mode 0600), and the directory is mode 0700.
 //! Knowing a GitRepo's namespace and name (all that another tenant knows) is not enough to
 //! compute its directory, and a GitRepo recreated under the same name gets a fresh one. The
-//! secret persists in the root, so a restarted controller finds its caches again.
+//! secret persists in the root, so a restarted controller finds its caches again. A deleted
+//! GitRepo's directory is removed with it (those this process used; a directory of a
+//! GitRepo deleted while no controller ran stays, unreachable, until the root is cleaned).
 
+use std::collections::HashMap;
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use sha2::{Digest as _, Sha256};
 
@@ -44,6 +50,9 @@ pub enum Error {
 pub struct Cache {
     root: PathBuf,
     secret: [u8; SECRET_LEN],
+    /// `namespace/name` -> directory, for the GitRepos this process synced: after a
+    /// deletion the UID that names the directory is gone from the API.
+    used: Arc<Mutex<HashMap<String, PathBuf>>>,
 }
 
 impl std::fmt::Debug for Cache {
@@ -77,6 +86,7 @@ impl Cache {
         Ok(Cache {
             root: root.to_path_buf(),
             secret,
+            used: Arc::default(),
         })
     }
 
@@ -94,7 +104,21 @@ impl Cache {
             hash.update(part.as_bytes());
         }
         let digest = hex::encode(hash.finalize());
-        self.root.join(&digest[..40])
+        let dir = self.root.join(&digest[..40]);
+        self.used.lock().insert(
+            format!(
+                "{}/{}",
+                repo.metadata.namespace.as_deref().unwrap_or_default(),
+                repo.metadata.name.as_deref().unwrap_or_default()
+            ),
+            dir.clone(),
+        );
+        dir
+    }
+
+    /// Forgets the directory of deleted GitRepo `namespace/name`, returning it for removal.
+    pub fn forget(&self, namespace: &str, name: &str) -> Option<PathBuf> {
+        self.used.lock().remove(&format!("{namespace}/{name}"))
     }
 }
 
@@ -191,6 +215,10 @@ mod tests {
             other.dir_for(&repo("team-a", "app", "u1")).file_name()
         );
         assert!(!format!("{cache:?}").contains(&hex::encode(cache.secret)));
+        // The directory last used for a name is the one removed with its GitRepo.
+        assert_eq!(cache.dir_for(&repo("team-a", "app", "u1")), a);
+        assert_eq!(cache.forget("team-a", "app"), Some(a));
+        assert_eq!(cache.forget("team-a", "app"), None);
     }
 
     #[test]

@@ -288,6 +288,15 @@ pub async fn sync(key: Key, ctx: Arc<Context>) -> Result<Action, Error> {
     else {
         delete_bundles(&ctx, &key, &HashSet::new()).await?;
         ctx.status.forget(&status_key(&key));
+        if let Some(dir) = ctx.cache.forget(&key.namespace, &key.name) {
+            // What the deleted GitRepo's credentials fetched does not outlive it.
+            let removed = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir)).await;
+            if let Ok(Err(e)) = removed
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(gitrepo = %key, error = %e, "removing the git cache failed");
+            }
+        }
         return Ok(Action::await_change());
     };
     let notice = validate::clamp_notice(&repo.spec, &ctx.policy);

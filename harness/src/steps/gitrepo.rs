@@ -618,6 +618,7 @@ mod tests {
                 targets: vec![selector(&[("env", "bench")])],
                 polling_interval_s: 15.0,
             }],
+            action: None,
         }
     }
 

@@ -6,6 +6,7 @@
 //! that the controller did exactly that.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Instant;
 
 use fleet_controller::api::GitTarget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector as KubeSelector;
@@ -71,6 +72,19 @@ pub struct GitRepoInfo {
     pub polling_interval_s: f64,
 }
 
+/// An infrastructure action (a reconnect, a restart) that the next `wait_deployed` times
+/// from: its clock must start when the action was taken, not when the provider reported it
+/// done (after waiting for `/readyz`), or the time the recovery took would go unmeasured.
+#[derive(Debug, Clone)]
+pub struct Action {
+    /// What it was, for the measurement's description.
+    pub what: String,
+    /// When the harness began it.
+    pub at: Instant,
+    /// The recorder's log length at that moment.
+    pub cursor: usize,
+}
+
 /// Everything created so far.
 #[derive(Debug, Clone, Default)]
 pub struct World {
@@ -82,6 +96,8 @@ pub struct World {
     pub repos: Vec<RepoInfo>,
     /// GitRepos, in creation order.
     pub gitrepos: Vec<GitRepoInfo>,
+    /// The last heal or restart since the previous `wait_deployed`.
+    pub action: Option<Action>,
 }
 
 impl World {
@@ -205,6 +221,7 @@ mod tests {
                 broken_since: None,
             }],
             gitrepos: Vec::new(),
+            action: None,
         }
     }
 

@@ -217,10 +217,12 @@ pub struct StartController {}
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WaitDeployed {
-    /// Latency from the step's start to each BundleDeployment being applied and ready.
+    /// Latency to each BundleDeployment being applied and ready, from the preceding
+    /// `heal_cluster` or `start_controller` (the moment the harness began it, before the
+    /// provider waited for readiness), or else from the step's start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub measure: Option<String>,
-    /// Bound on waiting for all of them.
+    /// Bound on waiting for all of them, counted from the same moment.
     #[serde(default = "default_timeout")]
     pub timeout: GoDuration,
 }

@@ -68,7 +68,13 @@ pub struct Row {
     pub verdicts: Option<(bool, bool)>,
     /// The judgement.
     pub change: Change,
+    /// The base run has this suite or SLO and the new run does not: a check that stopped
+    /// being made is a regression until someone says otherwise, never a silent pass.
+    pub gone: bool,
 }
+
+/// What a row says about something only the base run has.
+const GONE: &str = "gone from the new run";
 
 /// Compares two runs; `tolerance` is the relative change treated as noise (0.1 = 10%).
 pub fn compare(base: &RunResults, new: &RunResults, tolerance: f64) -> Vec<Row> {
@@ -87,6 +93,7 @@ pub fn compare(base: &RunResults, new: &RunResults, tolerance: f64) -> Vec<Row> 
                 ratio: None,
                 verdicts: None,
                 change: Change::Missing,
+                gone: false,
             });
             continue;
         };
@@ -117,6 +124,24 @@ pub fn compare(base: &RunResults, new: &RunResults, tolerance: f64) -> Vec<Row> 
                 }
             }
             rows.push(row);
+        }
+        for slo in old
+            .slos
+            .iter()
+            .filter(|o| !suite.slos.iter().any(|s| s.name == o.name))
+        {
+            rows.push(Row {
+                suite: suite.name.clone(),
+                item: format!("slo {} ({GONE})", slo.name),
+                is_slo: true,
+                base: slo.observed,
+                new: None,
+                unit: slo.unit.clone(),
+                ratio: None,
+                verdicts: None,
+                change: Change::Worse,
+                gone: true,
+            });
         }
         for (name, measurement) in &suite.measurements {
             let previous = old.measurements.get(name);
@@ -162,6 +187,25 @@ pub fn compare(base: &RunResults, new: &RunResults, tolerance: f64) -> Vec<Row> 
             ));
         }
     }
+    let new_names: Vec<&str> = new.suites.iter().map(|s| s.name.as_str()).collect();
+    for suite in base
+        .suites
+        .iter()
+        .filter(|s| !new_names.contains(&s.name.as_str()))
+    {
+        rows.push(Row {
+            suite: suite.name.clone(),
+            item: format!("(suite {GONE}, with {} SLOs)", suite.slos.len()),
+            is_slo: false,
+            base: None,
+            new: None,
+            unit: String::new(),
+            ratio: None,
+            verdicts: None,
+            change: Change::Worse,
+            gone: true,
+        });
+    }
     rows
 }
 
@@ -201,6 +245,7 @@ fn row(
         ratio,
         verdicts: None,
         change,
+        gone: false,
     }
 }
 
@@ -268,9 +313,10 @@ pub fn render_text(rows: &[Row]) -> String {
     }
     let worse = rows.iter().filter(|r| r.change == Change::Worse).count();
     let better = rows.iter().filter(|r| r.change == Change::Better).count();
+    let gone = rows.iter().filter(|r| r.gone).count();
     let _ = writeln!(
         out,
-        "\n{worse} worse, {better} better, {} compared",
+        "\n{worse} worse ({gone} {GONE}), {better} better, {} compared",
         rows.len()
     );
     out
@@ -328,6 +374,32 @@ mod tests {
         let spread = find(&rows, "polling-jitter", "slo jitter-spread");
         assert_eq!(spread.change, Change::Better);
         assert_eq!(spread.verdicts, Some((false, true)));
+    }
+
+    #[test]
+    fn suites_and_slos_gone_from_the_new_run_are_worse() {
+        let base = fixtures::run();
+        let mut new = base.clone();
+        // The new run dropped an SLO of one suite and a whole suite: both checks stopped
+        // being made, which must not read as "nothing got worse".
+        let dropped = new.suites[0].slos.remove(0);
+        let suite = new.suites.remove(1);
+        let rows = compare(&base, &new, 0.1);
+        let slo = find(
+            &rows,
+            "label-propagation",
+            &format!("slo {} (gone from the new run)", dropped.name),
+        );
+        assert_eq!(slo.change, Change::Worse);
+        assert!(slo.gone && slo.is_slo);
+        let whole = rows
+            .iter()
+            .find(|r| r.suite == suite.name)
+            .unwrap_or_else(|| panic!("{rows:#?}"));
+        assert_eq!(whole.change, Change::Worse);
+        assert!(whole.item.contains("gone from the new run"), "{whole:?}");
+        let text = render_text(&rows);
+        assert!(text.contains("2 worse (2 gone from the new run)"), "{text}");
     }
 
     #[test]

@@ -13,6 +13,7 @@ use crate::report::html::{badge, escape, page};
 use crate::report::{self, LabelledRun, svg};
 use crate::results::{ResultsError, RunResults};
 use crate::slo::format_value;
+use crate::suite::Scale;
 
 /// The index data file inside the history directory.
 pub const HISTORY_FILE: &str = "history.json";
@@ -52,8 +53,16 @@ pub struct HistoryEntry {
 pub struct HistorySlo {
     /// Suite.
     pub suite: String,
+    /// Provider that produced it (empty in indexes written before it was recorded: the
+    /// run's provider then stands in).
+    #[serde(default)]
+    pub provider: String,
     /// Profile that produced it.
     pub profile: String,
+    /// Scale that produced it, as [`scale_label`] writes it (empty in indexes written
+    /// before it was recorded).
+    #[serde(default)]
+    pub scale: String,
     /// SLO.
     pub name: String,
     /// `<=` or `>=`.
@@ -196,7 +205,9 @@ pub fn publish(run_dirs: &[PathBuf], dir: &Path, keep: usize) -> Result<History,
                 .slos()
                 .map(|(suite, slo)| HistorySlo {
                     suite: suite.name.clone(),
+                    provider: suite.settings.provider.clone(),
                     profile: crate::results::profile_label(suite.profile).to_string(),
+                    scale: scale_label(&suite.settings.scale),
                     name: slo.name.clone(),
                     comparison: slo.comparison.clone(),
                     threshold: slo.threshold,
@@ -221,6 +232,43 @@ pub fn publish(run_dirs: &[PathBuf], dir: &Path, keep: usize) -> Result<History,
     Ok(history)
 }
 
+/// A scale in one line, the part of a trend's key that says how big the run was.
+pub fn scale_label(scale: &Scale) -> String {
+    format!(
+        "{} GitRepos x {} paths x {} clusters, polling {}",
+        scale.gitrepos, scale.paths, scale.clusters, scale.polling_interval
+    )
+}
+
+/// What one trend line holds: figures of one SLO from runs that are comparable, i.e. of
+/// the same suite on the same provider with the same profile at the same scale. Mixing
+/// them would draw an embedded run next to a kind run, or a smoke scale next to a full one,
+/// as if the controller had changed.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct TrendKey {
+    suite: String,
+    name: String,
+    provider: String,
+    profile: String,
+    scale: String,
+}
+
+impl TrendKey {
+    fn of(run: &HistoryEntry, slo: &HistorySlo) -> TrendKey {
+        TrendKey {
+            suite: slo.suite.clone(),
+            name: slo.name.clone(),
+            provider: if slo.provider.is_empty() {
+                run.provider.clone()
+            } else {
+                slo.provider.clone()
+            },
+            profile: slo.profile.clone(),
+            scale: slo.scale.clone(),
+        }
+    }
+}
+
 /// The trend index page.
 pub fn render_index(history: &History) -> String {
     let mut body = String::new();
@@ -235,21 +283,21 @@ pub fn render_index(history: &History) -> String {
         r#"<header class="top"><div class="inner"><h1>fleetbench history</h1>{verdict}<div class="meta"><b>{}</b> published runs</div></div></header><main>"#,
         history.runs.len()
     );
-    body.push_str(r#"<h2>Trends per SLO</h2><p class="lead">Observed value of each SLO across published runs, oldest on the left; red dots are failed runs. "Passed" counts the runs that met the SLO.</p><table><thead><tr><th>Suite</th><th>SLO</th><th class="num">Threshold</th><th>Trend</th><th class="num">Latest</th><th class="num">Passed</th></tr></thead><tbody>"#);
-    let mut keys: Vec<(String, String)> = Vec::new();
+    body.push_str(r#"<h2>Trends per SLO</h2><p class="lead">Observed value of each SLO across published runs, oldest on the left; red dots are failed runs. "Passed" counts the runs that met the SLO. One line per suite, SLO, provider, profile and scale: only comparable runs share a line.</p><table><thead><tr><th>Suite</th><th>SLO</th><th>Provider, profile, scale</th><th class="num">Threshold</th><th>Trend</th><th class="num">Latest</th><th class="num">Passed</th></tr></thead><tbody>"#);
+    let mut keys: Vec<TrendKey> = Vec::new();
     for run in &history.runs {
         for slo in &run.slos {
-            let key = (slo.suite.clone(), slo.name.clone());
+            let key = TrendKey::of(run, slo);
             if !keys.contains(&key) {
                 keys.push(key);
             }
         }
     }
-    for (suite, name) in keys {
+    for key in keys {
         let points: Vec<Option<&HistorySlo>> = history
             .runs
             .iter()
-            .map(|run| run.slos.iter().find(|s| s.suite == suite && s.name == name))
+            .map(|run| run.slos.iter().find(|s| TrendKey::of(run, s) == key))
             .collect();
         let values: Vec<f64> = points
             .iter()
@@ -259,12 +307,22 @@ pub fn render_index(history: &History) -> String {
         let present: Vec<&HistorySlo> = points.iter().flatten().copied().collect();
         let Some(last) = present.last() else { continue };
         let passed = present.iter().filter(|s| s.pass).count();
+        let context = [
+            key.provider.as_str(),
+            key.profile.as_str(),
+            key.scale.as_str(),
+        ]
+        .into_iter()
+        .filter(|part| !part.is_empty())
+        .collect::<Vec<_>>()
+        .join(", ");
         let _ = write!(
             body,
-            r#"<tr class="{class}"><td>{suite}</td><td>{name}</td><td class="num">{cmp} {threshold}</td><td>{spark}</td><td class="num">{latest} {badge}</td><td class="num">{passed}/{total}</td></tr>"#,
+            r#"<tr class="{class}"><td>{suite}</td><td>{name}</td><td>{context}</td><td class="num">{cmp} {threshold}</td><td>{spark}</td><td class="num">{latest} {badge}</td><td class="num">{passed}/{total}</td></tr>"#,
             class = if last.pass { "" } else { "fail" },
-            suite = escape(&suite),
-            name = escape(&name),
+            suite = escape(&key.suite),
+            name = escape(&key.name),
+            context = escape(&context),
             cmp = escape(&last.comparison),
             threshold = format_value(last.threshold, &last.unit),
             spark = svg::sparkline(&values, &failed),
@@ -360,6 +418,49 @@ mod tests {
         assert_eq!(history.runs.len(), 2);
         assert_eq!(history.runs[0].started_at, "2026-08-02T01:00:00Z");
         assert_eq!(std::fs::read_dir(reports.join("runs")).unwrap().count(), 2);
+    }
+
+    #[test]
+    fn trends_keep_providers_profiles_and_scales_apart() {
+        let tmp = tempfile::tempdir().unwrap();
+        let reports = tmp.path().join("reports");
+        let embedded = write_run(tmp.path(), "a", "2026-08-01T01:00:00Z", 1.2);
+        let mut docker = fixtures::run();
+        docker.started_at = "2026-08-02T01:00:00Z".into();
+        docker.provider = "docker".into();
+        for suite in &mut docker.suites {
+            suite.settings.provider = "docker".into();
+        }
+        docker.write_to_dir(&tmp.path().join("b")).unwrap();
+        let mut bigger = fixtures::run();
+        bigger.started_at = "2026-08-03T01:00:00Z".into();
+        for suite in &mut bigger.suites {
+            suite.settings.scale.gitrepos *= 10;
+        }
+        bigger.write_to_dir(&tmp.path().join("c")).unwrap();
+        let history = publish(
+            &[embedded, tmp.path().join("b"), tmp.path().join("c")],
+            &reports,
+            10,
+        )
+        .unwrap();
+        let index = render_index(&history);
+        let lines = index.matches(">bd-p99<").count();
+        assert_eq!(lines, 3, "one trend line per provider and scale: {index}");
+        assert!(index.matches("1/1").count() >= 3, "each line holds one run");
+    }
+
+    #[test]
+    fn an_index_written_before_provider_and_scale_were_recorded_still_reads() {
+        let old = r#"{"runs":[{"id":"r1","started_at":"2026-08-01T01:00:00Z","provider":"embedded","fleetbench_version":"0.1.0","passed":true,"duration_s":3.0,"report":"runs/r1/report.html","slos":[{"suite":"s","profile":"current","name":"n","comparison":"<=","threshold":1.0,"observed":0.5,"unit":"s","pass":true}]}]}"#;
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join(HISTORY_FILE), old).unwrap();
+        let history = History::load(tmp.path()).unwrap();
+        let slo = &history.runs[0].slos[0];
+        assert_eq!((slo.provider.as_str(), slo.scale.as_str()), ("", ""));
+        let key = TrendKey::of(&history.runs[0], slo);
+        assert_eq!(key.provider, "embedded", "the run's provider stands in");
+        assert!(render_index(&history).contains(">n<"));
     }
 
     #[test]

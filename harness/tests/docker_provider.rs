@@ -5,7 +5,10 @@
 //!
 //! Needs a Docker engine and the images `make images` builds. Without them every test
 //! passes after printing `SKIPPED (docker provider): <why>` with what to do, so the
-//! workspace's tests still run on machines without Docker.
+//! workspace's tests still run on machines without Docker; under CI (`CI` set) they fail
+//! instead, since a skipped check is not a passed one.
+
+mod common;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -44,13 +47,13 @@ async fn engine_with_images() -> Option<Engine> {
     let engine = match engine::preflight().await {
         Ok(engine) => engine,
         Err(error) => {
-            eprintln!("SKIPPED (docker provider): {error}");
+            common::skip_or_fail("docker provider", &error.to_string());
             return None;
         }
     };
     let set = ImageSet::from_env();
     if let Err(error) = images::require(&engine.docker, &set.all(), images::BUILD_REMEDY).await {
-        eprintln!("SKIPPED (docker provider): {error}");
+        common::skip_or_fail("docker provider", &error.to_string());
         return None;
     }
     Some(engine)

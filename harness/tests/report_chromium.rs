@@ -92,8 +92,9 @@ fn load(chromium: &Path, dir: &Path, page: &Path, name: &str) -> (String, Vec<St
 #[test]
 fn report_renders_offline_in_chromium() {
     let Some(chromium) = chromium() else {
-        eprintln!(
-            "SKIPPED report_renders_offline_in_chromium: chromium is not installed (apt-get install -y chromium)"
+        common::skip_or_fail(
+            "Chromium",
+            "report_renders_offline_in_chromium needs chromium (apt-get install -y chromium)",
         );
         return;
     };
@@ -171,5 +172,29 @@ fn report_renders_offline_in_chromium() {
         bytes.len() > 100_000,
         "a rendered page, not a blank one: {} bytes",
         bytes.len()
+    );
+}
+
+/// The rule every tool-dependent test follows: skip with a message on a laptop, fail under
+/// CI, where a skipped check would read as a passed one.
+#[test]
+fn a_missing_tool_skips_locally_and_fails_under_ci() {
+    assert!(common::ci_value_means_ci(Some("true")));
+    assert!(common::ci_value_means_ci(Some("1")));
+    assert!(!common::ci_value_means_ci(Some("false")));
+    assert!(!common::ci_value_means_ci(Some("")));
+    assert!(!common::ci_value_means_ci(None));
+    common::skip_or_fail_as(false, "Chromium", "not installed");
+    let under_ci = std::panic::catch_unwind(|| {
+        common::skip_or_fail_as(true, "Chromium", "not installed");
+    });
+    let message = under_ci.expect_err("under CI a missing tool fails the test");
+    let message = message
+        .downcast_ref::<String>()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        message.contains("Chromium is missing and CI is set"),
+        "{message}"
     );
 }

@@ -164,3 +164,34 @@ pub fn docker_ready(
         Ok(engine)
     })
 }
+
+/// Whether the tests run under CI: `CI` set to anything but empty, `0` or `false` (CI
+/// systems set `CI=true`).
+pub fn in_ci() -> bool {
+    ci_value_means_ci(std::env::var("CI").ok().as_deref())
+}
+
+/// How a value of `CI` reads.
+pub fn ci_value_means_ci(value: Option<&str>) -> bool {
+    value.is_some_and(|v| {
+        let v = v.trim();
+        !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false")
+    })
+}
+
+/// A test that cannot run because `what` is missing (a Docker engine, images, Chromium):
+/// outside CI it prints `SKIPPED (what): why` and the caller returns, so the workspace's
+/// tests still run on a laptop without the tool; under CI (`CI` set) it fails the test,
+/// since there a skipped check would read as a passed one.
+pub fn skip_or_fail(what: &str, why: &str) {
+    skip_or_fail_as(in_ci(), what, why);
+}
+
+/// [`skip_or_fail`] with the CI decision given.
+pub fn skip_or_fail_as(ci: bool, what: &str, why: &str) {
+    assert!(
+        !ci,
+        "{what} is missing and CI is set, so this test fails instead of skipping: {why}"
+    );
+    eprintln!("SKIPPED ({what}): {why}");
+}

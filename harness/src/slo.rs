@@ -37,11 +37,16 @@ pub fn evaluate_with(
     not_applicable: &BTreeMap<String, String>,
 ) -> Vec<SloResult> {
     let variables = suite.scale.variables();
+    let ratios: Vec<&str> = suite
+        .baseline
+        .iter()
+        .flat_map(|b| b.ratios.iter().map(|r| r.name.as_str()))
+        .collect();
     suite
         .slos
         .iter()
         .map(|spec| {
-            let mut result = evaluate_one(spec, &variables, measurements, why_missing);
+            let mut result = evaluate_one(spec, &variables, measurements, why_missing, &ratios);
             if let Some(reason) = not_applicable.get(&spec.measurement)
                 && !measurements.contains_key(&spec.measurement)
             {
@@ -59,6 +64,7 @@ fn evaluate_one(
     variables: &BTreeMap<String, f64>,
     measurements: &BTreeMap<String, Measurement>,
     why_missing: Option<&str>,
+    ratios: &[&str],
 ) -> SloResult {
     let (comparison, expr) = match (&spec.max, &spec.min) {
         (Some(max), _) => ("<=", max),
@@ -66,7 +72,7 @@ fn evaluate_one(
         (None, None) => unreachable!("validated: every SLO has max or min"),
     };
     let measurement = measurements.get(&spec.measurement);
-    let unit = unit_of(spec, measurement);
+    let unit = unit_of(spec, measurement, ratios);
     let mut result = SloResult {
         name: spec.name.clone(),
         description: spec.description.clone(),
@@ -111,12 +117,15 @@ fn evaluate_one(
     result
 }
 
-fn unit_of(spec: &SloSpec, measurement: Option<&Measurement>) -> String {
+/// The unit of an SLO's threshold and observation: from the measurement when it was
+/// taken, else from what the suite says it is (a ratio to a baseline has no unit of time).
+fn unit_of(spec: &SloSpec, measurement: Option<&Measurement>, ratios: &[&str]) -> String {
     if COUNT_STATS.contains(&spec.stat.as_str()) {
         return "count".to_string();
     }
     match measurement {
         Some(measurement) => measurement.unit.clone(),
+        None if ratios.contains(&spec.measurement.as_str()) => "ratio".to_string(),
         None => "s".to_string(),
     }
 }
@@ -258,5 +267,10 @@ slos:
         assert_eq!(format_value(3000.0, "count"), "3000");
         assert_eq!(format_value(0.375, "ratio"), "0.375");
         assert_eq!(format_value(f64::NAN, "s"), "n/a");
+        assert_eq!(
+            format_value(0.07, "writes per change"),
+            "0.07 writes per change",
+            "a fraction of a write is not rounded to 0"
+        );
     }
 }

@@ -133,9 +133,17 @@ pub async fn create_gitrepos(
                     ..ObjectMeta::default()
                 },
                 spec: GitRepoSpec {
+                    // Polling GitRepos clone through the git proxy, which records and breaks
+                    // their git traffic. A webhook names its repository by the git host's own
+                    // URL, and controllers (Fleet's too) match it to GitRepos by that URL, so
+                    // webhook-driven GitRepos name the git server directly.
                     repo: format!(
                         "{}/{}/{}.git",
-                        ctx.git_proxy.url().trim_end_matches('/'),
+                        if spec.webhook {
+                            ctx.endpoints.git_clone_base.trim_end_matches('/')
+                        } else {
+                            ctx.git_proxy.url().trim_end_matches('/')
+                        },
                         repo.owner,
                         repo.name
                     ),

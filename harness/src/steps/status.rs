@@ -336,7 +336,7 @@ pub async fn status_burst(
     let changes = u64::from(spec.rounds) * deployments.len() as u64;
     if let Some(name) = &spec.measure_per_change {
         let mut measurement = Measurement::value(
-            "writes",
+            "writes per change",
             format!(
                 "{} status writes per BundleDeployment status change ({last_total} writes for {} rounds x {} BundleDeployments)",
                 spec.resources.join("+"),

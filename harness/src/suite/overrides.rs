@@ -218,6 +218,7 @@ steps:
 slos:
   - {name: fast, measurement: c1, stat: p99, max: 2s}
   - {name: all, measurement: c2, stat: missing, max: 0}
+  - {name: all-c1, measurement: c1, stat: missing, max: 0}
 "#,
             Path::new("tiny.yaml"),
         )

@@ -314,14 +314,27 @@ fn plan_edit(
     let after = world.clusters_for(targets);
     let mut plan = EditPlan::default();
     let mut problems = Vec::new();
+    // One pass over each kind, grouped by GitRepo: at 300 GitRepos a scan per GitRepo
+    // would walk every BundleDeployment 300 times.
+    let mut bundles_of: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+    for (key, facts) in state.of_kind(Kind::Bundle) {
+        if let Some(repo) = facts.label(labels::REPO_NAME)
+            && key.namespace == namespace
+        {
+            bundles_of.entry(repo).or_default().insert(key.name.clone());
+        }
+    }
+    let mut deployments_of: BTreeMap<&str, BTreeMap<(String, String), String>> = BTreeMap::new();
+    for (key, facts) in state.of_kind(Kind::BundleDeployment) {
+        if let Some(repo) = facts.label(labels::REPO_NAME) {
+            deployments_of
+                .entry(repo)
+                .or_default()
+                .insert((key.namespace.clone(), key.name.clone()), facts.uid.clone());
+        }
+    }
     for gitrepo in edited {
-        let bundles: BTreeSet<String> = state
-            .of_kind(Kind::Bundle)
-            .filter(|(key, facts)| {
-                key.namespace == namespace && facts.label(labels::REPO_NAME) == Some(&gitrepo.name)
-            })
-            .map(|(key, _)| key.name.clone())
-            .collect();
+        let bundles = bundles_of.remove(gitrepo.name.as_str()).unwrap_or_default();
         let paths = world.repos[gitrepo.repo].paths;
         if bundles.len() != paths {
             problems.push(format!(
@@ -332,6 +345,9 @@ fn plan_edit(
             ));
             continue;
         }
+        let existing = deployments_of
+            .remove(gitrepo.name.as_str())
+            .unwrap_or_default();
         let before = world.clusters_for(&gitrepo.targets);
         let mut expected: BTreeSet<(String, String)> = BTreeSet::new();
         for cluster in &before {
@@ -341,18 +357,14 @@ fn plan_edit(
             for bundle in &bundles {
                 let key = (info.namespace.clone(), bundle.clone());
                 if after.contains(cluster) {
-                    plan.survivors.insert(key.clone(), String::new());
+                    let uid = existing.get(&key).cloned().unwrap_or_default();
+                    plan.survivors.insert(key.clone(), uid);
                 } else {
                     plan.orphans.insert(key.clone());
                 }
                 expected.insert(key);
             }
         }
-        let existing: BTreeMap<(String, String), String> = state
-            .of_kind(Kind::BundleDeployment)
-            .filter(|(_, facts)| facts.label(labels::REPO_NAME) == Some(&gitrepo.name))
-            .map(|(key, facts)| ((key.namespace.clone(), key.name.clone()), facts.uid.clone()))
-            .collect();
         let unexpected: Vec<String> = existing
             .keys()
             .filter(|k| !expected.contains(*k))
@@ -372,11 +384,6 @@ fn plan_edit(
                 absent.len(),
                 first_few(&absent)
             ));
-        }
-        for (key, uid) in plan.survivors.iter_mut() {
-            if let Some(existing_uid) = existing.get(key) {
-                uid.clone_from(existing_uid);
-            }
         }
     }
     if problems.is_empty() {

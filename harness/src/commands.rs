@@ -87,6 +87,7 @@ pub async fn dispatch(command: Command) -> Result<Outcome> {
         Command::Report(args) => report_command(&args),
         Command::Compare(args) => compare_command(&args),
         Command::Publish(args) => publish_command(&args),
+        Command::Export(args) => export_command(&args),
         Command::Run(args) => run_command(args).await,
         Command::Conformance(args) => conformance_command(args).await,
         Command::Sensitivity(args) => sensitivity_command(args).await,
@@ -152,6 +153,16 @@ fn publish_command(args: &PublishArgs) -> Result<Outcome> {
         runs = history.runs.len(),
         "history updated"
     );
+    Ok(Outcome::Passed)
+}
+
+fn export_command(args: &crate::cli::ExportArgs) -> Result<Outcome> {
+    let export =
+        crate::export::export_run(&args.run, args.format, args.direction, args.out.as_deref())?;
+    // stdout may be the export itself: what was left out goes to stderr.
+    for line in export.report_lines() {
+        eprintln!("{line}");
+    }
     Ok(Outcome::Passed)
 }
 
@@ -546,6 +557,15 @@ async fn sensitivity_command(args: SensitivityArgs) -> Result<Outcome> {
 }
 
 async fn apiserver_command(args: &ApiserverArgs) -> Result<Outcome> {
+    if !args.listen.ip().is_loopback() && args.token.is_none() && args.kubeconfig_out.is_none()
+    {
+        // Beyond loopback the server makes up a token and requires it; without a file to
+        // write it to, nobody could ever use the server.
+        anyhow::bail!(
+            "--listen {} is reachable beyond this machine, so the API server requires a token: give --token TOKEN (or FLEETBENCH_APISERVER_TOKEN), or --kubeconfig-out FILE to have a generated one written there",
+            args.listen
+        );
+    }
     let mut config = apiserver::Config::default().with_listen(args.listen);
     if let Some(token) = &args.token {
         config = config.with_token(token.clone());

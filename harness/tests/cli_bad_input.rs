@@ -343,7 +343,24 @@ fn help_explains_the_commands() {
         "--legacy",
         "--set",
         "--out",
+        "--repeat",
+        "--git-listen",
+        "--baseline-run",
+        "--controller-version",
     ] {
         assert!(message.contains(flag), "{flag}: {message}");
     }
+}
+
+#[test]
+fn an_api_server_beyond_loopback_without_a_way_to_its_token_is_refused() {
+    // Refused before anything binds (the address is a documentation range, never used).
+    let output = run_bounded(
+        fleetbench().args(["apiserver", "--listen", "192.0.2.1:0"]),
+        BOUND,
+    );
+    let message = text(&output);
+    assert_ne!(output.status.code(), Some(0), "{message}");
+    assert!(message.contains("--token"), "{message}");
+    assert!(message.contains("--kubeconfig-out"), "{message}");
 }

@@ -58,6 +58,12 @@ pub enum Command {
     Compare(CompareArgs),
     /// Add runs to a report history (for nightly jobs) and regenerate its trend index.
     Publish(PublishArgs),
+    /// Write a run's SLO figures for a CI dashboard: github-action-benchmark, Bencher or
+    /// OpenMetrics.
+    ///
+    /// One series per SLO with an observation, named PROVIDER/PROFILE/SUITE/SLO; SLOs
+    /// without one are listed on stderr, never exported as numbers.
+    Export(ExportArgs),
     /// Serve the embedded Kubernetes API server until Ctrl-C.
     Apiserver(ApiserverArgs),
     /// Serve the embedded git server until Ctrl-C.
@@ -286,6 +292,26 @@ pub struct PublishArgs {
     pub keep: usize,
 }
 
+/// `fleetbench export`.
+#[derive(Debug, Clone, Args)]
+pub struct ExportArgs {
+    /// The run directory (or its results.json).
+    #[arg(value_name = "RUN_DIR")]
+    pub run: PathBuf,
+    /// The dashboard's input format.
+    #[arg(long, value_enum)]
+    pub format: crate::export::Format,
+    /// Only SLOs whose figure gets better this way (smaller: `<=` SLOs, bigger: `>=` SLOs).
+    /// A github-action-benchmark file feeds one tool (customSmallerIsBetter or
+    /// customBiggerIsBetter), so it holds one direction: smaller unless given; the other
+    /// formats hold both unless given.
+    #[arg(long, value_enum)]
+    pub direction: Option<crate::export::Direction>,
+    /// The file to write (default: standard output).
+    #[arg(long, short, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
 /// `fleetbench apiserver`.
 #[derive(Debug, Clone, Args)]
 pub struct ApiserverArgs {
@@ -379,5 +405,43 @@ mod tests {
         let error =
             Cli::try_parse_from(["fleetbench", "run", "a", "--set", "novalue"]).unwrap_err();
         assert!(error.to_string().contains("key=value"), "{error}");
+    }
+
+    #[test]
+    fn export_takes_a_format_a_run_and_an_optional_direction() {
+        let cli = Cli::try_parse_from([
+            "fleetbench",
+            "export",
+            "--format",
+            "github-action-benchmark",
+            "out/run",
+            "--direction",
+            "bigger",
+            "--out",
+            "bench.json",
+        ])
+        .unwrap();
+        let Command::Export(export) = cli.command else {
+            panic!()
+        };
+        assert_eq!(export.format, crate::export::Format::GithubActionBenchmark);
+        assert_eq!(export.run, PathBuf::from("out/run"));
+        assert_eq!(export.direction, Some(crate::export::Direction::Bigger));
+        assert_eq!(export.out, Some(PathBuf::from("bench.json")));
+        let cli =
+            Cli::try_parse_from(["fleetbench", "export", "--format", "openmetrics", "x"]).unwrap();
+        let Command::Export(export) = cli.command else {
+            panic!()
+        };
+        assert_eq!(export.direction, None);
+        assert_eq!(export.out, None);
+        let error =
+            Cli::try_parse_from(["fleetbench", "export", "--format", "csv", "x"]).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("github-action-benchmark, bencher, openmetrics"),
+            "{error}"
+        );
     }
 }

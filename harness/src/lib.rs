@@ -9,6 +9,7 @@ pub mod commands;
 pub mod compare;
 pub mod controller;
 pub mod environment;
+pub mod export;
 pub mod gitproxy;
 pub mod history;
 pub mod junit;

@@ -62,7 +62,7 @@ pub enum Format {
     GithubActionBenchmark,
     /// Bencher Metric Format JSON, for `bencher run --adapter json`.
     Bencher,
-    /// OpenMetrics text (Prometheus, node_exporter's textfile collector, Pushgateway).
+    /// OpenMetrics text exposition, for Prometheus-style scrapers and importers.
     Openmetrics,
 }
 

@@ -12,7 +12,7 @@
 //! label tells them apart. Values are never scaled to fit a unit.
 //!
 //! Samples carry no timestamp: the exposition describes one run, and whatever ingests it
-//! (a textfile collector, a Pushgateway) stamps it on arrival.
+//! stamps it on arrival.
 
 use std::fmt::Write as _;
 

@@ -46,8 +46,15 @@ pub struct Spread {
 /// The spread of every SLO over `runs`, keyed by suite, profile and SLO so that runs of
 /// other setups never mix. SLOs observed in no run are listed with empty values.
 pub fn spreads(runs: &[RunResults]) -> Vec<Spread> {
-    let mut grouped: BTreeMap<(String, String, String), (String, Vec<f64>, usize, usize)> =
-        BTreeMap::new();
+    /// One series' observations so far.
+    #[derive(Default)]
+    struct Series {
+        unit: String,
+        values: Vec<f64>,
+        unobserved: usize,
+        failures: usize,
+    }
+    let mut grouped: BTreeMap<(String, String, String), Series> = BTreeMap::new();
     for run in runs {
         for (suite, slo) in run.slos() {
             let key = (
@@ -55,38 +62,37 @@ pub fn spreads(runs: &[RunResults]) -> Vec<Spread> {
                 profile_label(suite.profile).to_string(),
                 slo.name.clone(),
             );
-            let entry = grouped
-                .entry(key)
-                .or_insert_with(|| (slo.unit.clone(), Vec::new(), 0, 0));
+            let series = grouped.entry(key).or_insert_with(|| Series {
+                unit: slo.unit.clone(),
+                ..Series::default()
+            });
             match slo.observed {
-                Some(value) if value.is_finite() => entry.1.push(value),
-                _ => entry.2 += 1,
+                Some(value) if value.is_finite() => series.values.push(value),
+                _ => series.unobserved += 1,
             }
             if slo.failed() {
-                entry.3 += 1;
+                series.failures += 1;
             }
         }
     }
     grouped
         .into_iter()
-        .map(
-            |((suite, profile, slo), (unit, values, unobserved, failures))| {
-                let (median, min, max, cv) = summarise(&values);
-                Spread {
-                    suite,
-                    slo,
-                    profile,
-                    unit,
-                    values,
-                    unobserved,
-                    failures,
-                    median,
-                    min,
-                    max,
-                    cv,
-                }
-            },
-        )
+        .map(|((suite, profile, slo), series)| {
+            let (median, min, max, cv) = summarise(&series.values);
+            Spread {
+                suite,
+                slo,
+                profile,
+                unit: series.unit,
+                values: series.values,
+                unobserved: series.unobserved,
+                failures: series.failures,
+                median,
+                min,
+                max,
+                cv,
+            }
+        })
         .collect()
 }
 

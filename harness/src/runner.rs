@@ -1017,3 +1017,93 @@ pub fn summary(results: &RunResults) -> String {
     );
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::results::fixtures;
+    use crate::suite::parse_suite;
+
+    /// A suite named like the fixture run's first suite, with a ratio to a baseline.
+    fn suite(gitrepos: u32) -> Suite {
+        parse_suite(
+            &format!(
+                r#"
+name: label-propagation
+scale: {{gitrepos: {gitrepos}}}
+controller: {{agent: none}}
+baseline:
+  profile: fleet-v0.10
+  ratios: [{{name: write-ratio, measurement: writes}}]
+steps:
+  - create_clusters: {{labels: {{env: a}}}}
+  - create_repos: {{}}
+  - create_gitrepos: {{targets: [{{clusterSelector: {{matchLabels: {{env: a}}}}}}]}}
+  - settle: {{}}
+  - status_burst: {{measure: writes}}
+slos:
+  - {{name: fewer, measurement: write-ratio, stat: value, max: 0.4}}
+"#
+            ),
+            Path::new("t.yaml"),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_stored_baseline_is_taken_only_from_the_same_suite_at_the_same_scale() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut stored = fixtures::run();
+        stored.suites[0].settings.scale = suite(3).scale.clone();
+        stored.suites[0].measurements.insert(
+            "writes".to_string(),
+            Measurement::value("writes", "status writes", 200.0),
+        );
+        stored.write_to_dir(dir.path()).unwrap();
+
+        let baseline = stored_baseline(Some(dir.path()), &suite(3)).unwrap();
+        let source = baseline.source.clone().unwrap();
+        assert!(source.contains(&dir.path().display().to_string()), "{source}");
+        assert!(source.contains(&stored.started_at), "{source}");
+        let now = BTreeMap::from([(
+            "writes".to_string(),
+            Measurement::value("writes", "status writes", 50.0),
+        )]);
+        let spec = suite(3).baseline.unwrap().ratios[0].clone();
+        let ratio = ratio_measurement(
+            &spec,
+            &now,
+            &baseline.measurements,
+            EXTERNAL_SETTINGS,
+            profile_label(baseline.profile),
+            &source,
+        )
+        .unwrap();
+        assert_eq!(ratio.stat("value"), Some(0.25));
+        assert!(ratio.description.contains(&source), "{}", ratio.description);
+
+        let other_scale = stored_baseline(Some(dir.path()), &suite(30)).unwrap_err();
+        assert!(other_scale.contains("another scale"), "{other_scale}");
+        let none = stored_baseline(None, &suite(3)).unwrap_err();
+        assert!(none.contains("--baseline-run"), "{none}");
+        let missing = stored_baseline(Some(&dir.path().join("nope")), &suite(3)).unwrap_err();
+        assert!(missing.contains("--baseline-run"), "{missing}");
+    }
+
+    #[test]
+    fn the_polling_floor_is_lowered_only_to_the_suites_shortest_interval() {
+        let mut fast = suite(3);
+        assert!(
+            !controller_env(&fast).contains_key(MIN_POLLING_INTERVAL_ENV),
+            "15s needs no change"
+        );
+        fast.scale.polling_interval = crate::suite::GoDuration::from_secs(5);
+        assert_eq!(
+            controller_env(&fast)[MIN_POLLING_INTERVAL_ENV],
+            "5000ms",
+            "exactly the suite's interval, so anything faster is still caught"
+        );
+    }
+}

@@ -347,4 +347,6 @@ fn every_suite_judges_a_controller_it_did_not_start_through_network_addresses_on
     let report = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(report.contains("git proxy&#39;s request log") || report.contains("git proxy's request log"));
     assert!(report.contains("settings unknown (external)"));
+    // The verdicts and figures, for whoever runs this with --nocapture.
+    println!("{message}");
 }

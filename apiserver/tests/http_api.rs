@@ -12,26 +12,6 @@ use serde_json::{Value, json};
 
 const CONFIGMAPS: &str = "/api/v1/namespaces/default/configmaps";
 
-async fn send(
-    server: &RunningApiServer,
-    method: &str,
-    path: &str,
-    content_type: &str,
-    body: impl Into<reqwest::Body>,
-) -> (u16, Value) {
-    let mut request = http()
-        .request(method.parse().unwrap(), format!("{}{path}", server.url()))
-        .header("Content-Type", content_type)
-        .body(body);
-    if let Some(token) = server.token() {
-        request = request.bearer_auth(token);
-    }
-    let response = within("request", request.send()).await.unwrap();
-    let code = response.status().as_u16();
-    let body = response.json::<Value>().await.unwrap_or(Value::Null);
-    (code, body)
-}
-
 async fn post_json(server: &RunningApiServer, path: &str, body: &Value) -> (u16, Value) {
     send(server, "POST", path, "application/json", body.to_string()).await
 }
@@ -40,14 +20,6 @@ async fn count(server: &RunningApiServer, path: &str) -> usize {
     let (code, list) = send(server, "GET", path, "application/json", "").await;
     assert_eq!(code, 200, "{list}");
     list["items"].as_array().unwrap().len()
-}
-
-fn assert_status(code: u16, body: &Value, expected_code: u16, reason: &str) {
-    assert_eq!(code, expected_code, "{body}");
-    assert_eq!(body["kind"], "Status", "{body}");
-    assert_eq!(body["status"], "Failure", "{body}");
-    assert_eq!(body["reason"], reason, "{body}");
-    assert_eq!(body["code"], expected_code, "{body}");
 }
 
 #[tokio::test]

@@ -8,7 +8,7 @@ use std::time::Duration;
 use apiserver::{ApiServer, Config, RunningApiServer};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, PostParams};
-use serde_json::json;
+use serde_json::{Value, json};
 
 /// Bound on every network wait in these tests.
 pub const TIMEOUT: Duration = Duration::from_secs(20);
@@ -142,4 +142,35 @@ pub fn widget(name: &str, size: i64) -> kube::api::DynamicObject {
         "spec": {"size": size}
     }))
     .expect("widget fixture parses")
+}
+
+/// Sends a request with a body of `content_type` (and the server's token, if it has one);
+/// returns the status code and the JSON answer (`Null` when the answer is not JSON).
+pub async fn send(
+    server: &RunningApiServer,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: impl Into<reqwest::Body>,
+) -> (u16, Value) {
+    let mut request = http()
+        .request(method.parse().unwrap(), format!("{}{path}", server.url()))
+        .header("Content-Type", content_type)
+        .body(body);
+    if let Some(token) = server.token() {
+        request = request.bearer_auth(token);
+    }
+    let response = within("request", request.send()).await.unwrap();
+    let code = response.status().as_u16();
+    let body = response.json::<Value>().await.unwrap_or(Value::Null);
+    (code, body)
+}
+
+/// Asserts a Kubernetes `Status` failure with this code and reason.
+pub fn assert_status(code: u16, body: &Value, expected_code: u16, reason: &str) {
+    assert_eq!(code, expected_code, "{body}");
+    assert_eq!(body["kind"], "Status", "{body}");
+    assert_eq!(body["status"], "Failure", "{body}");
+    assert_eq!(body["reason"], reason, "{body}");
+    assert_eq!(body["code"], expected_code, "{body}");
 }

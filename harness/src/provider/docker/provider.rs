@@ -220,14 +220,17 @@ impl Environment for DockerEnv {
                 .start_controller(&args, &launch.env, Some(&log))
                 .await?;
             let started = (controller.host_address, controller.webhook_url());
+            let container = environment.run().container_name(&Role::Controller);
+            let host_pid = host_pid(environment.engine(), &container).await;
             Ok::<_, ProviderError>((
                 started.0,
                 started.1,
-                environment.run().container_name(&Role::Controller),
+                container,
                 environment.engine().docker.clone(),
+                host_pid,
             ))
         };
-        let (address, webhook_url, container, docker) = tokio::select! {
+        let (address, webhook_url, container, docker, host_pid) = tokio::select! {
             started = started => started?,
             () = cancel.cancelled() => return Err(ControllerError::Cancelled.into()),
         };
@@ -245,6 +248,7 @@ impl Environment for DockerEnv {
             log,
             died,
             watcher,
+            host_pid,
         }))
     }
 
@@ -321,6 +325,19 @@ impl Environment for DockerEnv {
     }
 }
 
+/// The process id, on this machine, of `container`'s main process, when the engine runs on
+/// this machine (a Unix socket): a container is a process here, so its CPU and memory are
+/// sampled from the process table exactly as the embedded provider's controller is. A
+/// remote engine's processes are not ours to read: then `None`, and nothing is sampled.
+async fn host_pid(engine: &super::engine::Engine, container: &str) -> Option<u32> {
+    if !engine.info.host.starts_with("unix://") {
+        return None;
+    }
+    let inspected = engine.docker.inspect_container(container, None).await.ok()?;
+    let pid = inspected.state?.pid?;
+    u32::try_from(pid).ok().filter(|pid| *pid > 0)
+}
+
 /// Marks the controller dead when its container stops without a `stop_controller` fault.
 async fn watch_controller(
     docker: bollard::Docker,
@@ -353,13 +370,15 @@ struct DockerController {
     log: PathBuf,
     died: Arc<parking_lot::Mutex<Option<String>>>,
     watcher: tokio::task::JoinHandle<()>,
+    /// Its main process on this machine (local engines only), for CPU and RSS sampling.
+    /// A restart gives the container a new process, which is then no longer followed.
+    host_pid: Option<u32>,
 }
 
 #[async_trait]
 impl RunningController for DockerController {
     fn pid(&self) -> Option<u32> {
-        // It runs in a container: CPU and RSS are not sampled from this machine's /proc.
-        None
+        self.host_pid
     }
 
     fn address(&self) -> std::net::SocketAddr {

@@ -391,8 +391,7 @@ async fn repeated(
             break;
         }
     }
-    let results: Vec<RunResults> =
-        runs.iter().map(|r| r.results.clone()).collect();
+    let results: Vec<RunResults> = runs.iter().map(|r| r.results.clone()).collect();
     let spreads = crate::repeat::spreads(&results);
     std::fs::create_dir_all(out)?;
     std::fs::write(
@@ -557,8 +556,7 @@ async fn sensitivity_command(args: SensitivityArgs) -> Result<Outcome> {
 }
 
 async fn apiserver_command(args: &ApiserverArgs) -> Result<Outcome> {
-    if !args.listen.ip().is_loopback() && args.token.is_none() && args.kubeconfig_out.is_none()
-    {
+    if !args.listen.ip().is_loopback() && args.token.is_none() && args.kubeconfig_out.is_none() {
         // Beyond loopback the server makes up a token and requires it; without a file to
         // write it to, nobody could ever use the server.
         anyhow::bail!(

@@ -120,7 +120,10 @@ mod tests {
         let slo = &mut results.suites[0].slos[0];
         slo.damaged = Some("settle gave up".into());
         let line = verdict_line(slo);
-        assert!(line.ends_with("[measurement damaged: settle gave up]"), "{line}");
+        assert!(
+            line.ends_with("[measurement damaged: settle gave up]"),
+            "{line}"
+        );
         slo.damaged = None;
         slo.pass = false;
         slo.not_applicable = Some("no baseline".into());

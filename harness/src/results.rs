@@ -157,7 +157,11 @@ pub struct SuiteResult {
 /// Fills every suite's `concurrent_with` from the suites' start times and durations.
 pub fn mark_overlaps(suites: &mut [SuiteResult]) {
     let span = |suite: &SuiteResult| -> Option<(i128, i128)> {
-        let start = suite.started_at.parse::<jiff::Timestamp>().ok()?.as_nanosecond();
+        let start = suite
+            .started_at
+            .parse::<jiff::Timestamp>()
+            .ok()?
+            .as_nanosecond();
         let length = (suite.duration_s.max(0.0) * 1e9) as i128;
         (length > 0).then_some((start, start + length))
     };
@@ -352,7 +356,8 @@ impl ApiRequestCount {
     /// cluster (Leases, Events, Node heartbeats, other operators) is noise to a suite.
     pub fn is_controller_owned(&self) -> bool {
         self.group == FLEET_GROUP
-            || (self.group.is_empty() && CONTROLLER_CORE_RESOURCES.contains(&self.resource.as_str()))
+            || (self.group.is_empty()
+                && CONTROLLER_CORE_RESOURCES.contains(&self.resource.as_str()))
     }
 
     /// `resource` or `resource/subresource`.

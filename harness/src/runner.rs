@@ -683,7 +683,10 @@ async fn run_in_environment(
     .await
     .map_err(|e| {
         pass.fatal = true;
-        format!("cannot start the git proxy in front of {}: {e}", endpoints.git_api_url)
+        format!(
+            "cannot start the git proxy in front of {}: {e}",
+            endpoints.git_api_url
+        )
     })?;
     tracing::debug!(proxy = %git_proxy.url(), upstream = %endpoints.git_api_url, "git proxy up");
     let recorder = Recorder::start(&client, origin);
@@ -1056,7 +1059,7 @@ slos:
     fn a_stored_baseline_is_taken_only_from_the_same_suite_at_the_same_scale() {
         let dir = tempfile::tempdir().unwrap();
         let mut stored = fixtures::run();
-        stored.suites[0].settings.scale = suite(3).scale.clone();
+        stored.suites[0].settings.scale = suite(3).scale;
         stored.suites[0].measurements.insert(
             "writes".to_string(),
             Measurement::value("writes", "status writes", 200.0),
@@ -1065,7 +1068,10 @@ slos:
 
         let baseline = stored_baseline(Some(dir.path()), &suite(3)).unwrap();
         let source = baseline.source.clone().unwrap();
-        assert!(source.contains(&dir.path().display().to_string()), "{source}");
+        assert!(
+            source.contains(&dir.path().display().to_string()),
+            "{source}"
+        );
         assert!(source.contains(&stored.started_at), "{source}");
         let now = BTreeMap::from([(
             "writes".to_string(),

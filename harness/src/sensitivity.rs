@@ -243,7 +243,11 @@ mod tests {
         assert_eq!(ProofKind::of(None), ProofKind::None);
         let none = Verdict::without_proof("downstream-partition");
         assert!(!none.proven);
-        assert!(none.line().starts_with("NO PROOF downstream-partition"), "{}", none.line());
+        assert!(
+            none.line().starts_with("NO PROOF downstream-partition"),
+            "{}",
+            none.line()
+        );
         let run = fixtures::run();
         let verdict = judge("s", &input, &[run.clone(), run]);
         assert!(

@@ -9,13 +9,14 @@ use crate::results::{Measurement, SloResult};
 use crate::suite::{MeasurementKind, SloSpec, Suite};
 
 /// Stats that count things rather than carry the measurement's unit.
-const COUNT_STATS: [&str; 6] = [
+const COUNT_STATS: [&str; 7] = [
     "count",
     "expected",
     "missing",
     "missed",
     "mismatches",
     "repos",
+    "max-advertisements-per-interval",
 ];
 
 /// Judges every SLO of `suite`; `why_missing` explains absent measurements.

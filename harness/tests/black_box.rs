@@ -231,7 +231,15 @@ fn every_suite_judges_a_controller_it_did_not_start_through_network_addresses_on
     );
     // A plain Gitea has no request log: the suites must not need one.
     let log = Command::new("curl")
-        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-u", "alice:s3cret"])
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-u",
+            "alice:s3cret",
+        ])
         .arg(format!("{forge_url}/api/fleetbench/requests"))
         .output()
         .unwrap();
@@ -241,7 +249,10 @@ fn every_suite_judges_a_controller_it_did_not_start_through_network_addresses_on
     // only by their network addresses. Polling intervals as short as the smoke suites'
     // are allowed explicitly, as an operator tuning it for a test would.
     let shared_kubeconfig = shareable_copy(&kubeconfig, dir.path());
-    let mount = format!("{}:/etc/fleetbench/kubeconfig:ro", shared_kubeconfig.display());
+    let mount = format!(
+        "{}:/etc/fleetbench/kubeconfig:ro",
+        shared_kubeconfig.display()
+    );
     let controller = network.run(&[
         "-v",
         &mount,
@@ -257,13 +268,17 @@ fn every_suite_judges_a_controller_it_did_not_start_through_network_addresses_on
         "0.0.0.0:8080",
     ]);
     let controller_ip = network.address_of(&controller);
-    wait_for("the controller serves fleet.cattle.io", Duration::from_secs(90), || {
-        Command::new("curl")
-            .args(["-sf", "-o", "/dev/null", "--max-time", "5"])
-            .arg(format!("http://{controller_ip}:8080/readyz"))
-            .status()
-            .is_ok_and(|s| s.success())
-    });
+    wait_for(
+        "the controller serves fleet.cattle.io",
+        Duration::from_secs(90),
+        || {
+            Command::new("curl")
+                .args(["-sf", "-o", "/dev/null", "--max-time", "5"])
+                .arg(format!("http://{controller_ip}:8080/readyz"))
+                .status()
+                .is_ok_and(|s| s.success())
+        },
+    );
 
     let out = dir.path().join("out");
     let mut command = fleetbench();
@@ -278,8 +293,14 @@ fn every_suite_judges_a_controller_it_did_not_start_through_network_addresses_on
         .args(["--git-url", &forge_url, "--git-user", "alice"])
         .env("FLEETBENCH_GIT_TOKEN", "s3cret")
         .args(["--git-listen", &format!("{gateway}:0")])
-        .args(["--webhook-url", &format!("http://{controller_ip}:8080/webhook")])
-        .args(["--controller-version", "fleet-controller (container, black-box test)"])
+        .args([
+            "--webhook-url",
+            &format!("http://{controller_ip}:8080/webhook"),
+        ])
+        .args([
+            "--controller-version",
+            "fleet-controller (container, black-box test)",
+        ])
         .arg("--out")
         .arg(&out);
     let output = run_bounded(&mut command, Duration::from_secs(900));
@@ -293,7 +314,10 @@ fn every_suite_judges_a_controller_it_did_not_start_through_network_addresses_on
         Some(0),
         "{message}\n--- controller log ---\n{logs}"
     );
-    assert!(still_running, "the harness left the external controller alone");
+    assert!(
+        still_running,
+        "the harness left the external controller alone"
+    );
     let results = results(&out);
     assert_eq!(results["controller"]["mode"], "external");
     assert_eq!(
@@ -317,7 +341,10 @@ fn every_suite_judges_a_controller_it_did_not_start_through_network_addresses_on
             "{name}: {}",
             suite["settings"]["controller"]
         );
-        assert!(suite["baseline"].is_null(), "{name}: no baseline was measured");
+        assert!(
+            suite["baseline"].is_null(),
+            "{name}: no baseline was measured"
+        );
         for slo in suite["slos"].as_array().unwrap() {
             let slo_name = slo["name"].as_str().unwrap();
             if slo_name == "status-writes-60pct-fewer" {
@@ -343,9 +370,15 @@ fn every_suite_judges_a_controller_it_did_not_start_through_network_addresses_on
             .contains("git proxy's request log"),
         "{intervals}"
     );
-    assert!(intervals["stats"]["count"].as_f64().unwrap() > 0.0, "{intervals}");
+    assert!(
+        intervals["stats"]["count"].as_f64().unwrap() > 0.0,
+        "{intervals}"
+    );
     let report = std::fs::read_to_string(out.join("report.html")).unwrap();
-    assert!(report.contains("git proxy&#39;s request log") || report.contains("git proxy's request log"));
+    assert!(
+        report.contains("git proxy&#39;s request log")
+            || report.contains("git proxy's request log")
+    );
     assert!(report.contains("settings unknown (external)"));
     // The verdicts and figures, for whoever runs this with --nocapture.
     println!("{message}");

@@ -495,7 +495,10 @@ fn a_repeated_run_reports_each_slos_spread() {
         assert!(min <= spread["median"].as_f64().unwrap(), "{spread}");
         assert!(spread["median"].as_f64().unwrap() <= max, "{spread}");
     }
-    assert!(message.contains("spread target-edit-cleanup-smoke/"), "{message}");
+    assert!(
+        message.contains("spread target-edit-cleanup-smoke/"),
+        "{message}"
+    );
     let report = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(report.contains(r#"id="spread""#));
 }

@@ -66,7 +66,7 @@ where
 }
 
 /// `widgets.example.com`: namespaced, status subresource, a small structural schema.
-pub fn widget_crd() -> serde_json::Value {
+pub fn widget_crd() -> Value {
     json!({
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",

@@ -293,7 +293,10 @@ apiserver_request_total{verb="CREATE",group="",resource="secrets",subresource=""
             .filter(|r| r.is_write() && r.is_controller_owned())
             .map(|r| r.count)
             .sum();
-        assert_eq!(owned, 6, "leases and events are noise; secrets are the controller's");
+        assert_eq!(
+            owned, 6,
+            "leases and events are noise; secrets are the controller's"
+        );
     }
 
     #[test]

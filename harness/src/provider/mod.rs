@@ -429,7 +429,10 @@ mod tests {
             "http://bench-host:7000",
         ])
         .unwrap();
-        assert_eq!(behind_nat.public_url.as_deref(), Some("http://bench-host:7000"));
+        assert_eq!(
+            behind_nat.public_url.as_deref(),
+            Some("http://bench-host:7000")
+        );
         for wrong in [
             &["--git-public-url", "http://x"][..],
             &["--git-listen", "192.0.2.1:1", "--git-public-url", "git://x"],

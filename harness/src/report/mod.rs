@@ -461,7 +461,10 @@ fn measurement_charts(out: &mut String, suite: &SuiteResult, base_suite: Option<
                 (
                     format!(
                         "{} (baseline run)",
-                        suite.baseline.as_ref().map_or("", |b| profile_label(b.profile))
+                        suite
+                            .baseline
+                            .as_ref()
+                            .map_or("", |b| profile_label(b.profile))
                     ),
                     m,
                 )

@@ -285,14 +285,17 @@ pub async fn commit(
         ));
     }
     if !spec.count_writes.is_empty() {
-        ctx.sleep(spec.settle.0).await?;
-        let after = ctx.scrape_requests().await?;
-        for count in &spec.count_writes {
-            output.measurements.push(super::status::writes_measurement(
-                count,
-                &after.since(&before_requests),
-            ));
-        }
+        // Until the controller's writes stop (bounded), so deferred work is charged to the
+        // commit that caused it.
+        let quiet =
+            super::collect::until_quiet(ctx, &before_requests, spec.settle, spec.timeout, label)
+                .await?;
+        output.quality.extend(quiet.problem());
+        output.measurements.extend(super::collect::write_counts(
+            &spec.count_writes,
+            &quiet.after.since(&before_requests),
+            &quiet.note,
+        ));
     }
     Ok(output)
 }

@@ -241,7 +241,8 @@ pub async fn status_burst(
             &task,
             |(namespace, name, id, _, _)| {
                 let api: Api<BundleDeployment> = Api::namespaced(client.clone(), &namespace);
-                let ready = ready && !(last && held_back.contains(&(namespace.clone(), name.clone())));
+                let ready =
+                    ready && !(last && held_back.contains(&(namespace.clone(), name.clone())));
                 async move {
                     api.patch_status(
                         &name,
@@ -281,7 +282,9 @@ pub async fn status_burst(
             .collect();
         let bundles: BTreeMap<String, (i32, i32)> = state
             .of_kind(Kind::Bundle)
-            .filter(|(key, _)| key.namespace == namespace && expected.bundles.contains_key(&key.name))
+            .filter(|(key, _)| {
+                key.namespace == namespace && expected.bundles.contains_key(&key.name)
+            })
             .map(|(key, facts)| {
                 (
                     key.name.clone(),
@@ -460,7 +463,10 @@ mod tests {
             ("repo-a-p0".to_string(), (1, 2)),
             ("repo-a-p1".to_string(), (2, 2)),
         ]);
-        assert_eq!(expectation().problems(&gitrepos, &bundles), Vec::<String>::new());
+        assert_eq!(
+            expectation().problems(&gitrepos, &bundles),
+            Vec::<String>::new()
+        );
     }
 
     #[test]

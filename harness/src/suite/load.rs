@@ -270,21 +270,14 @@ pub(crate) fn validate(suite: &Suite) -> Result<(), Problem> {
                 Some(&format!("measurement: {}", slo.measurement)),
             ));
         };
-        if !kind.stats().contains(&slo.stat.as_str())
-            && !extra_stats(*kind).contains(&slo.stat.as_str())
-        {
+        if !kind.stats().contains(&slo.stat.as_str()) {
             return Err(problem(
                 format!("{field}.stat"),
                 format!(
                     "{:?} is not a stat of {:?} ({kind:?}); use one of {}",
                     slo.stat,
                     slo.measurement,
-                    kind.stats()
-                        .iter()
-                        .chain(extra_stats(*kind))
-                        .copied()
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    kind.stats().join(", ")
                 ),
                 Some(&format!("stat: {}", slo.stat)),
             ));
@@ -337,19 +330,6 @@ pub(crate) fn validate(suite: &Suite) -> Result<(), Problem> {
         }
     }
     Ok(())
-}
-
-/// Stats measurements carry beyond [`MeasurementKind::stats`]: the poll analysis's count
-/// of listings per interval and its spread within each repository's own intervals.
-fn extra_stats(kind: MeasurementKind) -> &'static [&'static str] {
-    match kind {
-        MeasurementKind::Intervals => &[
-            "max-advertisements-per-interval",
-            "within-repo-stddev",
-            "min-repo-stddev",
-        ],
-        _ => &[],
-    }
 }
 
 /// Stats of a latency measurement computed over the events that arrived only: an event

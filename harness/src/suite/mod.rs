@@ -377,6 +377,9 @@ impl MeasurementKind {
                 "missed",
                 "mismatches",
                 "repos",
+                "max-advertisements-per-interval",
+                "within-repo-stddev",
+                "min-repo-stddev",
             ],
             MeasurementKind::Count | MeasurementKind::Value => &["value"],
         }

@@ -333,7 +333,11 @@ async fn host_pid(engine: &super::engine::Engine, container: &str) -> Option<u32
     if !engine.info.host.starts_with("unix://") {
         return None;
     }
-    let inspected = engine.docker.inspect_container(container, None).await.ok()?;
+    let inspected = engine
+        .docker
+        .inspect_container(container, None)
+        .await
+        .ok()?;
     let pid = inspected.state?.pid?;
     u32::try_from(pid).ok().filter(|pid| *pid > 0)
 }

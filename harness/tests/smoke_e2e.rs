@@ -502,3 +502,28 @@ fn a_repeated_run_reports_each_slos_spread() {
     let report = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(report.contains(r#"id="spread""#));
 }
+
+#[test]
+fn a_git_hiccup_the_controller_never_met_fails_the_step() {
+    // Broken and healed at once: no poll can fall in between, so the hiccup tested
+    // nothing, and the suite must say so rather than pass.
+    let controller = controller_bin();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let output = run_bounded(
+        fleetbench()
+            .arg("run")
+            .arg(smoke("resync-recovery-smoke"))
+            .args(["--set", "steps.sleep.duration=0s", "--controller-bin"])
+            .arg(&controller)
+            .arg("--out")
+            .arg(&out),
+        Duration::from_secs(300),
+    );
+    let message = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{message}");
+    let results = results(&out);
+    let error = results["suites"][0]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("heal_repos"), "{error}");
+    assert!(error.contains("tested nothing"), "{error}");
+}

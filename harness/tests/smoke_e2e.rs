@@ -462,19 +462,9 @@ fn an_external_controller_is_measured_not_deployed() {
 
 #[test]
 fn a_repeated_run_reports_each_slos_spread() {
-    let controller = controller_bin();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    let output = run_bounded(
-        fleetbench()
-            .arg("run")
-            .arg(smoke("target-edit-cleanup-smoke"))
-            .args(["--repeat", "2", "--controller-bin"])
-            .arg(&controller)
-            .arg("--out")
-            .arg(&out),
-        Duration::from_secs(600),
-    );
+    let output = run_smoke("target-edit-cleanup-smoke", &["--repeat", "2"], &out);
     let message = text(&output);
     assert_eq!(output.status.code(), Some(0), "{message}");
     for run in ["run-1", "run-2"] {
@@ -507,18 +497,12 @@ fn a_repeated_run_reports_each_slos_spread() {
 fn a_git_hiccup_the_controller_never_met_fails_the_step() {
     // Broken and healed at once: no poll can fall in between, so the hiccup tested
     // nothing, and the suite must say so rather than pass.
-    let controller = controller_bin();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    let output = run_bounded(
-        fleetbench()
-            .arg("run")
-            .arg(smoke("resync-recovery-smoke"))
-            .args(["--set", "steps.sleep.duration=0s", "--controller-bin"])
-            .arg(&controller)
-            .arg("--out")
-            .arg(&out),
-        Duration::from_secs(300),
+    let output = run_smoke(
+        "resync-recovery-smoke",
+        &["--set", "steps.sleep.duration=0s"],
+        &out,
     );
     let message = text(&output);
     assert_eq!(output.status.code(), Some(1), "{message}");
@@ -526,4 +510,20 @@ fn a_git_hiccup_the_controller_never_met_fails_the_step() {
     let error = results["suites"][0]["error"].as_str().unwrap_or_default();
     assert!(error.contains("heal_repos"), "{error}");
     assert!(error.contains("tested nothing"), "{error}");
+}
+
+/// `fleetbench run` of one smoke suite with the bundled controller, `extra` arguments and
+/// results in `out` (bounded).
+fn run_smoke(suite: &str, extra: &[&str], out: &std::path::Path) -> std::process::Output {
+    run_bounded(
+        fleetbench()
+            .arg("run")
+            .arg(smoke(suite))
+            .args(extra)
+            .arg("--controller-bin")
+            .arg(controller_bin())
+            .arg("--out")
+            .arg(out),
+        Duration::from_secs(600),
+    )
 }

@@ -13,9 +13,10 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::ControllerMode;
 use crate::controller::{self, ControllerLaunch, DEFAULT_READY_TIMEOUT};
 use crate::gitproxy::{GitProxy, ProxyConfig};
-use crate::measure::metrics::writes_by_target_and_verb;
+use crate::measure::metrics::{MetricsError, RequestTotals, writes_by_target_and_verb};
 use crate::measure::recorder::Recorder;
 use crate::measure::resources::ResourceSampler;
+use crate::measure::scrape::RequestScraper;
 use crate::provider::{self, EnvironmentSpec, Provider, RunningController};
 use crate::results::{
     BaselineResult, ControllerInfo, EXTERNAL_SETTINGS, Measurement, ResourceUsage, RunResults,
@@ -620,12 +621,16 @@ async fn run_in_environment(
     controller: &mut Option<Box<dyn RunningController>>,
 ) -> Result<(), String> {
     let endpoints = environment.endpoints();
-    let client = provider::kube_client(&endpoints.kubeconfig_yaml, "the environment's kubeconfig")
+    let config = provider::kube_config(&endpoints.kubeconfig_yaml, "the environment's kubeconfig")
         .await
         .map_err(|e| {
             pass.fatal = true;
             e.to_string()
         })?;
+    let client = kube::Client::try_from(config.clone()).map_err(|e| {
+        pass.fatal = true;
+        format!("the environment's kubeconfig: {e}")
+    })?;
     let server_url = endpoints.kubeconfig_path.display().to_string();
     pass.kubernetes_version = Some(
         provider::check_reachable(&client, &server_url, &server_url)
@@ -689,6 +694,10 @@ async fn run_in_environment(
         )
     })?;
     tracing::debug!(proxy = %git_proxy.url(), upstream = %endpoints.git_api_url, "git proxy up");
+    let scraper = RequestScraper::discover(client.clone(), &config).await;
+    if let Some(problem) = scraper.problem() {
+        tracing::warn!("{problem}");
+    }
     let recorder = Recorder::start(&client, origin);
     let outcome = async {
         recorder
@@ -715,15 +724,14 @@ async fn run_in_environment(
             endpoints,
             environment,
             recorder: &recorder,
+            scraper: &scraper,
             git_proxy: &git_proxy,
             webhook_url,
             cancel: cancel.clone(),
             world: World::default(),
             unsettled: None,
         };
-        let first = steps::scrape_requests(&client)
-            .await
-            .map_err(|e| e.to_string())?;
+        let first = scraper.scrape().await;
         let mut result = Ok(());
         for (index, step) in suite.steps.iter().enumerate() {
             if cancel.is_cancelled() {
@@ -736,21 +744,15 @@ async fn run_in_environment(
                 result = Err(error.to_string());
                 break;
             }
-            let before = steps::scrape_requests(&client)
-                .await
-                .map_err(|e| e.to_string())?;
+            let before = scraper.scrape().await;
             let step_started = Instant::now();
             let watch_errors_before = recorder.errors().len();
             let outcome = steps::run(&mut context, index, step).await;
-            let mut step_problems = Vec::new();
-            let api_writes = match steps::scrape_requests(&client).await {
-                Ok(after) => writes_by_target_and_verb(&after.since(&before)),
-                Err(error) => {
-                    step_problems.push(format!(
-                        "the step's API writes are unknown: the API server's metrics could not be read after it ({error})"
-                    ));
-                    BTreeMap::new()
-                }
+            let after = scraper.scrape().await;
+            let (api_writes, mut step_problems) = step_writes(&before, &after, scraper.problem());
+            let ledger = match (&before, &after) {
+                (Ok(before), Ok(after)) => crate::ledger::of(&after.since(before)),
+                _ => Vec::new(),
             };
             let watch_errors = recorder.errors();
             if watch_errors.len() > watch_errors_before {
@@ -811,6 +813,7 @@ async fn run_in_environment(
                         message,
                         api_writes,
                         quality: Vec::new(),
+                        ledger,
                     });
                     break;
                 }
@@ -824,13 +827,24 @@ async fn run_in_environment(
                 message,
                 api_writes,
                 quality,
+                ledger,
             });
         }
-        match steps::scrape_requests(&client).await {
-            Ok(last) => pass.api_requests = last.since(&first),
-            Err(error) => pass.quality.push(format!(
-                "the suite's API request counts are unknown: the API server's metrics could not be read at its end ({error})"
+        match (&first, &scraper.scrape().await) {
+            (Ok(first), Ok(last)) => {
+                pass.api_requests = last.since(first);
+                pass.quality.extend(
+                    last.restarts_since(first)
+                        .into_iter()
+                        .map(|problem| format!("the suite's API request counts are short: {problem}")),
+                );
+            }
+            (Err(error), _) | (_, Err(error)) => pass.quality.push(format!(
+                "the suite's API request counts are unknown: the API server's metrics could not be read ({error})"
             )),
+        }
+        if let Some(problem) = scraper.problem() {
+            pass.quality.push(problem.to_string());
         }
         result
     }
@@ -844,6 +858,41 @@ async fn run_in_environment(
         pass.controller_metrics = controller_metrics(running.address()).await;
     }
     outcome
+}
+
+/// A step's API writes from the scrapes around it, and what makes them unknown or short
+/// (a failed scrape, a restarted API server, replicas read through a load balancer): every
+/// such problem is recorded with the step, and damages the step's measurements.
+fn step_writes(
+    before: &Result<RequestTotals, MetricsError>,
+    after: &Result<RequestTotals, MetricsError>,
+    scraper_problem: Option<&str>,
+) -> (BTreeMap<String, f64>, Vec<String>) {
+    let mut problems: Vec<String> = scraper_problem.map(str::to_string).into_iter().collect();
+    let writes = match (before, after) {
+        (Ok(before), Ok(after)) => {
+            problems.extend(
+                after
+                    .restarts_since(before)
+                    .into_iter()
+                    .map(|problem| format!("the step's API writes are short: {problem}")),
+            );
+            writes_by_target_and_verb(&after.since(before))
+        }
+        (Err(error), _) => {
+            problems.push(format!(
+                "the step's API writes are unknown: the API server's metrics could not be read before it ({error})"
+            ));
+            BTreeMap::new()
+        }
+        (_, Err(error)) => {
+            problems.push(format!(
+                "the step's API writes are unknown: the API server's metrics could not be read after it ({error})"
+            ));
+            BTreeMap::new()
+        }
+    };
+    (writes, problems)
 }
 
 /// The controller's floor on polling intervals (Fleet's 15s default), which the bundled
@@ -1028,6 +1077,49 @@ mod tests {
     use super::*;
     use crate::results::fixtures;
     use crate::suite::parse_suite;
+
+    fn totals(patches: u32) -> Result<RequestTotals, MetricsError> {
+        RequestTotals::parse(&format!(
+            "apiserver_request_total{{verb=\"PATCH\",group=\"fleet.cattle.io\",resource=\"bundles\",subresource=\"status\",code=\"200\"}} {patches}\n"
+        ))
+    }
+
+    #[test]
+    fn a_steps_writes_come_from_the_scrapes_around_it() {
+        let (writes, problems) = step_writes(&totals(10), &totals(25), None);
+        assert_eq!(writes["bundles/status PATCH"], 15.0);
+        assert!(problems.is_empty(), "{problems:?}");
+    }
+
+    #[test]
+    fn a_failed_scrape_makes_the_writes_unknown_not_zero() {
+        let failed = || Err(MetricsError::Scrape("connection refused".into()));
+        for (before, after, when) in [
+            (failed(), totals(3), "before it"),
+            (totals(3), failed(), "after it"),
+        ] {
+            let (writes, problems) = step_writes(&before, &after, None);
+            assert!(writes.is_empty());
+            assert_eq!(problems.len(), 1, "{problems:?}");
+            assert!(problems[0].contains("unknown"), "{problems:?}");
+            assert!(problems[0].contains(when), "{problems:?}");
+        }
+    }
+
+    #[test]
+    fn a_restart_or_a_load_balancer_damages_the_steps_writes() {
+        let (writes, problems) = step_writes(&totals(25), &totals(4), None);
+        assert_eq!(
+            writes["bundles/status PATCH"], 4.0,
+            "counted from the restart"
+        );
+        assert!(
+            problems.iter().any(|p| p.contains("restarted")),
+            "{problems:?}"
+        );
+        let (_, problems) = step_writes(&totals(1), &totals(2), Some("read through a balancer"));
+        assert_eq!(problems, ["read through a balancer"]);
+    }
 
     /// A suite named like the fixture run's first suite, with a ratio to a baseline.
     fn suite(gitrepos: u32) -> Suite {

@@ -26,11 +26,27 @@ pub struct RequestKey {
     pub code: String,
 }
 
-/// The request counters at one moment.
+/// The counters of one API server process at one moment.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct RequestTotals {
+pub struct ServerTotals {
     /// Counter value per label set.
     pub counts: BTreeMap<RequestKey, f64>,
+    /// `process_start_time_seconds`, when the server exports it (kube-apiserver does): a
+    /// change means the process restarted even if every counter has since grown past its
+    /// old value.
+    pub started: Option<f64>,
+}
+
+/// The request counters of every API server replica at one moment.
+///
+/// Counters are kept per replica because a counter only means something against an
+/// earlier value of the same process: behind a load balancer, subtracting one replica's
+/// totals from another's gives noise, not writes.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RequestTotals {
+    /// Counters per replica, keyed by the address scraped (`""`: the cluster's own URL,
+    /// when there is one replica or the replicas could not be reached one by one).
+    pub servers: BTreeMap<String, ServerTotals>,
 }
 
 /// Why `/metrics` could not be read.
@@ -46,10 +62,15 @@ pub enum MetricsError {
     NoRequestTotals,
 }
 
-impl RequestTotals {
-    /// Parses Prometheus text exposition, keeping `apiserver_request_total` series.
-    pub fn parse(text: &str) -> Result<RequestTotals, MetricsError> {
+/// A gauge kube-apiserver exports: when its process started.
+const PROCESS_START: &str = "process_start_time_seconds";
+
+impl ServerTotals {
+    /// Parses Prometheus text exposition, keeping `apiserver_request_total` series and the
+    /// process start time.
+    pub fn parse(text: &str) -> Result<ServerTotals, MetricsError> {
         let mut counts = BTreeMap::new();
+        let mut started = None;
         let mut seen_family = false;
         for line in text.lines() {
             let line = line.trim();
@@ -57,6 +78,12 @@ impl RequestTotals {
                 if line.contains(REQUEST_TOTAL) {
                     seen_family = true;
                 }
+                continue;
+            }
+            if let Some(rest) = line.strip_prefix(PROCESS_START)
+                && let Some((_, value)) = split_sample(rest)
+            {
+                started = value.parse::<f64>().ok();
                 continue;
             }
             let Some(rest) = line.strip_prefix(REQUEST_TOTAL) else {
@@ -83,32 +110,93 @@ impl RequestTotals {
         if !seen_family {
             return Err(MetricsError::NoRequestTotals);
         }
-        Ok(RequestTotals { counts })
+        Ok(ServerTotals { counts, started })
     }
 
-    /// What happened between `before` and `self`, non-zero entries only.
+    /// Whether the process behind `self` is not the one `before` was read from: its start
+    /// time changed, or a counter went down (counters only fall when a process restarts).
+    pub fn restarted_since(&self, before: &ServerTotals) -> bool {
+        let start_changed =
+            matches!((self.started, before.started), (Some(now), Some(then)) if now != then);
+        start_changed
+            || before
+                .counts
+                .iter()
+                .any(|(key, then)| self.counts.get(key).copied().unwrap_or(0.0) < *then)
+    }
+}
+
+impl RequestTotals {
+    /// One server's text exposition, as the counters of the cluster's own URL.
+    pub fn parse(text: &str) -> Result<RequestTotals, MetricsError> {
+        Ok(RequestTotals::single(ServerTotals::parse(text)?))
+    }
+
+    /// `totals` as the cluster's only replica.
+    pub fn single(totals: ServerTotals) -> RequestTotals {
+        RequestTotals {
+            servers: BTreeMap::from([(String::new(), totals)]),
+        }
+    }
+
+    /// What happened between `before` and `self`, non-zero entries only, summed over
+    /// replicas. A replica that restarted in between is counted from its restart (all it
+    /// counted before is gone with the process); [`RequestTotals::restarts_since`] says
+    /// which did, since what it served between `before` and its restart is lost.
     pub fn since(&self, before: &RequestTotals) -> Vec<ApiRequestCount> {
-        let mut deltas = Vec::new();
-        for (key, after) in &self.counts {
-            let previous = before.counts.get(key).copied().unwrap_or(0.0);
-            // A counter that went down means the server restarted: count from zero.
-            let delta = if *after >= previous {
-                after - previous
-            } else {
-                *after
-            };
-            if delta >= 0.5 {
-                deltas.push(ApiRequestCount {
-                    verb: key.verb.clone(),
-                    group: key.group.clone(),
-                    resource: key.resource.clone(),
-                    subresource: key.subresource.clone(),
-                    code: key.code.clone(),
-                    count: delta.round() as u64,
-                });
+        let empty = ServerTotals::default();
+        let mut summed: BTreeMap<&RequestKey, f64> = BTreeMap::new();
+        for (server, after) in &self.servers {
+            let previous = before.servers.get(server).unwrap_or(&empty);
+            let restarted = after.restarted_since(previous);
+            for (key, count) in &after.counts {
+                let delta = if restarted {
+                    *count
+                } else {
+                    count - previous.counts.get(key).copied().unwrap_or(0.0)
+                };
+                *summed.entry(key).or_insert(0.0) += delta;
             }
         }
-        deltas
+        summed
+            .into_iter()
+            .filter(|(_, delta)| *delta >= 0.5)
+            .map(|(key, delta)| ApiRequestCount {
+                verb: key.verb.clone(),
+                group: key.group.clone(),
+                resource: key.resource.clone(),
+                subresource: key.subresource.clone(),
+                code: key.code.clone(),
+                count: delta.round() as u64,
+            })
+            .collect()
+    }
+
+    /// Problems that make [`RequestTotals::since`] short: replicas that restarted between
+    /// the two scrapes, and replicas `before` had that `self` lacks.
+    pub fn restarts_since(&self, before: &RequestTotals) -> Vec<String> {
+        let name = |server: &str| {
+            if server.is_empty() {
+                "the API server".to_string()
+            } else {
+                format!("the API server at {server}")
+            }
+        };
+        let mut problems = Vec::new();
+        for (server, previous) in &before.servers {
+            match self.servers.get(server) {
+                Some(after) if after.restarted_since(previous) => problems.push(format!(
+                    "{} restarted (its request counters went back): the requests it served before the restart are not counted",
+                    name(server)
+                )),
+                Some(_) => {}
+                None => problems.push(format!(
+                    "{} was not scraped the second time: its requests are not counted",
+                    name(server)
+                )),
+            }
+        }
+        problems
     }
 }
 
@@ -328,14 +416,78 @@ apiserver_request_total{verb="CREATE",group="",resource="secrets",subresource=""
     }
 
     #[test]
-    fn a_counter_reset_counts_from_zero() {
+    fn a_restarted_server_is_counted_from_its_restart_and_reported() {
         let before = RequestTotals::parse(AFTER).unwrap();
         let after = RequestTotals::parse(BEFORE).unwrap();
         let deltas = after.since(&before);
-        assert!(
+        let count = |verb: &str, resource: &str| {
             deltas
                 .iter()
-                .any(|d| d.resource == "bundles" && d.verb == "PATCH" && d.count == 10)
+                .find(|d| d.resource == resource && d.verb == verb)
+                .map(|d| d.count)
+        };
+        assert_eq!(count("PATCH", "bundles"), Some(10));
+        assert_eq!(
+            count("LIST", "bundles"),
+            Some(3),
+            "a series that did not go down is still counted whole after a restart"
         );
+        let problems = after.restarts_since(&before);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].contains("restarted"), "{problems:?}");
+        assert!(
+            RequestTotals::parse(AFTER)
+                .unwrap()
+                .restarts_since(&before)
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_new_start_time_is_a_restart_even_when_counters_grew_past_their_old_values() {
+        let before = RequestTotals::parse(&format!("{PROCESS_START} 1000\n{BEFORE}")).unwrap();
+        let after = RequestTotals::parse(&format!("{PROCESS_START} 2000\n{AFTER}")).unwrap();
+        let patches = after
+            .since(&before)
+            .into_iter()
+            .find(|d| d.verb == "PATCH")
+            .map(|d| d.count);
+        assert_eq!(patches, Some(25), "counted from the restart, not 25 - 10");
+        assert_eq!(after.restarts_since(&before).len(), 1);
+        let same = RequestTotals::parse(&format!("{PROCESS_START} 1000\n{AFTER}")).unwrap();
+        assert!(same.restarts_since(&before).is_empty());
+    }
+
+    #[test]
+    fn replicas_are_subtracted_each_from_itself() {
+        let replica = |patches: f64| ServerTotals {
+            counts: BTreeMap::from([(
+                RequestKey {
+                    verb: "PATCH".into(),
+                    group: "fleet.cattle.io".into(),
+                    resource: "bundles".into(),
+                    subresource: "status".into(),
+                    code: "200".into(),
+                },
+                patches,
+            )]),
+            started: None,
+        };
+        let totals = |a: f64, b: f64| RequestTotals {
+            servers: BTreeMap::from([
+                ("10.0.0.1:6443".to_string(), replica(a)),
+                ("10.0.0.2:6443".to_string(), replica(b)),
+            ]),
+        };
+        // Replica b has served far more than a over its life; the step's writes are
+        // 3 on a and 4 on b, whatever the totals.
+        let deltas = totals(103.0, 5004.0).since(&totals(100.0, 5000.0));
+        assert_eq!(deltas.len(), 1);
+        assert_eq!(deltas[0].count, 7);
+        let mut lost = totals(103.0, 5004.0);
+        lost.servers.remove("10.0.0.2:6443");
+        let problems = lost.restarts_since(&totals(100.0, 5000.0));
+        assert_eq!(problems.len(), 1);
+        assert!(problems[0].contains("10.0.0.2:6443"), "{problems:?}");
     }
 }

@@ -9,4 +9,5 @@ pub mod metrics;
 pub mod polling;
 pub mod recorder;
 pub mod resources;
+pub mod scrape;
 pub mod stats;

@@ -304,16 +304,19 @@ impl Environment for ExistingEnvironment {
             let groups: Api<ClusterGroup> = Api::all(self.client.clone());
             let bundles: Api<Bundle> = Api::all(self.client.clone());
             let deployments: Api<BundleDeployment> = Api::all(self.client.clone());
-            let names: Vec<String> = gitrepos
-                .list(&list)
-                .await
-                .map(|l| {
-                    l.items
-                        .iter()
-                        .filter_map(|g| g.metadata.name.clone())
-                        .collect()
-                })
-                .unwrap_or_default();
+            // A list that fails must not read as "nothing left": the next suite reuses
+            // these names, so every failure is a teardown problem.
+            let names: Vec<String> = match gitrepos.list(&list).await {
+                Ok(listed) => listed
+                    .items
+                    .iter()
+                    .filter_map(|g| g.metadata.name.clone())
+                    .collect(),
+                Err(e) => {
+                    problems.push(format!("listing GitRepos: {e}"));
+                    Vec::new()
+                }
+            };
             // GitRepos first, while the controller runs: it deletes their Bundles and
             // BundleDeployments. Wait for those too, so the next suite, which reuses the
             // names, starts from a clean workspace.
@@ -327,25 +330,23 @@ impl Environment for ExistingEnvironment {
                     names.join(",")
                 ));
                 loop {
-                    let left = gitrepos
-                        .list(&list)
-                        .await
-                        .map(|l| l.items.len())
-                        .unwrap_or(0)
-                        + bundles
-                            .list(&children)
-                            .await
-                            .map(|l| l.items.len())
-                            .unwrap_or(0)
-                        + deployments
-                            .list(&children)
-                            .await
-                            .map(|l| l.items.len())
-                            .unwrap_or(0);
-                    if left == 0 {
-                        break;
+                    let left = async {
+                        Ok::<_, kube::Error>(
+                            gitrepos.list(&list).await?.items.len()
+                                + bundles.list(&children).await?.items.len()
+                                + deployments.list(&children).await?.items.len(),
+                        )
+                    };
+                    match left.await {
+                        Ok(0) => break,
+                        Ok(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+                        Err(e) => {
+                            problems.push(format!(
+                                "listing what is left of the GitRepos, Bundles and BundleDeployments: {e}"
+                            ));
+                            break;
+                        }
                     }
-                    tokio::time::sleep(Duration::from_millis(250)).await;
                 }
             }
             if let Err(e) = delete_all(&clusters, &list).await {
@@ -358,14 +359,15 @@ impl Environment for ExistingEnvironment {
             if let Err(e) = delete_all(&secrets, &list).await {
                 problems.push(format!("Secrets: {e}"));
             }
-            while clusters
-                .list(&list)
-                .await
-                .map(|l| l.items.len())
-                .unwrap_or(0)
-                > 0
-            {
-                tokio::time::sleep(Duration::from_millis(250)).await;
+            loop {
+                match clusters.list(&list).await {
+                    Ok(left) if left.items.is_empty() => break,
+                    Ok(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+                    Err(e) => {
+                        problems.push(format!("listing what is left of the Clusters: {e}"));
+                        break;
+                    }
+                }
             }
         };
         if tokio::time::timeout(Duration::from_secs(60), deletions)
@@ -508,5 +510,86 @@ users:
             token: "s3cret".to_string(),
         };
         assert!(!format!("{forge:?}").contains("s3cret"));
+    }
+
+    /// A workspace on a cluster the harness did not make, with one GitRepo of suite `s`.
+    async fn workspace_with_a_gitrepo(
+        api: &apiserver::RunningApiServer,
+        dir: &Path,
+    ) -> Box<dyn Environment> {
+        let kubeconfig = dir.join("kubeconfig");
+        api.write_kubeconfig(&kubeconfig).unwrap();
+        let environment = ExistingProvider::new(kubeconfig, None, None)
+            .create(
+                &EnvironmentSpec {
+                    suite: "s".into(),
+                    work_dir: dir.join("work"),
+                    timeout: Duration::from_secs(30),
+                },
+                &CancellationToken::new(),
+            )
+            .await
+            .unwrap();
+        let client = kube_client(&api.kubeconfig_yaml(), "test").await.unwrap();
+        fleet_controller::controller::install_crds(&client)
+            .await
+            .unwrap();
+        let gitrepo: GitRepo = serde_json::from_value(serde_json::json!({
+            "apiVersion": "fleet.cattle.io/v1alpha1",
+            "kind": "GitRepo",
+            "metadata": {"name": "repo-0", "namespace": "fleet-local",
+                         "labels": {MANAGED_BY_LABEL: MANAGED_BY, SUITE_LABEL: "s"}},
+            "spec": {"repo": "https://example.com/r.git"}
+        }))
+        .unwrap();
+        let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+        let namespace =
+            serde_json::from_value(serde_json::json!({"metadata": {"name": "fleet-local"}}))
+                .unwrap();
+        let _ = namespaces.create(&Default::default(), &namespace).await;
+        Api::<GitRepo>::namespaced(client, "fleet-local")
+            .create(&Default::default(), &gitrepo)
+            .await
+            .unwrap();
+        environment
+    }
+
+    #[tokio::test]
+    async fn teardown_removes_the_suites_objects() {
+        let api = apiserver::ApiServer::start(apiserver::Config::default())
+            .await
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let environment = workspace_with_a_gitrepo(&api, dir.path()).await;
+        environment.teardown().await.unwrap();
+        let client = kube_client(&api.kubeconfig_yaml(), "test").await.unwrap();
+        assert!(
+            Api::<GitRepo>::all(client)
+                .list(&Default::default())
+                .await
+                .unwrap()
+                .items
+                .is_empty()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_list_that_fails_during_teardown_is_a_problem_not_a_clean_workspace() {
+        let api = apiserver::ApiServer::start(apiserver::Config::default())
+            .await
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let environment = workspace_with_a_gitrepo(&api, dir.path()).await;
+        api.faults().set(apiserver::FaultConfig {
+            errors: vec![apiserver::ErrorRule {
+                verb: Some("LIST".into()),
+                resource: Some("bundledeployments".into()),
+                code: 500,
+                rate: 1.0,
+            }],
+            ..Default::default()
+        });
+        let error = environment.teardown().await.unwrap_err().to_string();
+        assert!(error.contains("listing what is left"), "{error}");
     }
 }

@@ -351,6 +351,16 @@ pub async fn kube_client(
     kubeconfig_yaml: &str,
     origin: &str,
 ) -> Result<kube::Client, ProviderError> {
+    let config = kube_config(kubeconfig_yaml, origin).await?;
+    kube::Client::try_from(config).map_err(|e| ProviderError::Kubeconfig(format!("{origin}: {e}")))
+}
+
+/// The client configuration [`kube_client`] uses: the kubeconfig's current context, with
+/// bounded connects and reads.
+pub async fn kube_config(
+    kubeconfig_yaml: &str,
+    origin: &str,
+) -> Result<kube::Config, ProviderError> {
     let kubeconfig = kube::config::Kubeconfig::from_yaml(kubeconfig_yaml)
         .map_err(|e| ProviderError::Kubeconfig(format!("{origin}: {e}")))?;
     let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
@@ -358,7 +368,7 @@ pub async fn kube_client(
         .map_err(|e| ProviderError::Kubeconfig(format!("{origin}: {e}")))?;
     config.connect_timeout = Some(Duration::from_secs(10));
     config.read_timeout = Some(Duration::from_secs(295));
-    kube::Client::try_from(config).map_err(|e| ProviderError::Kubeconfig(format!("{origin}: {e}")))
+    Ok(config)
 }
 
 /// Asks the API server for `/version` (bounded); the first thing done with any cluster,

@@ -8,7 +8,8 @@ use futures::StreamExt as _;
 use kube::Api;
 use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
 
-use super::collect::{collect, existing_bundledeployment_writes, until_quiet, write_counts};
+use super::collect::{collect, existing_bundledeployment_writes, write_counts};
+use super::quiet::until_quiet;
 use super::world::{ClusterInfo, GroupInfo, to_kube_selector};
 use super::{Context, StepError, StepOutput};
 use crate::measure::recorder::{Change, Kind};

@@ -6,12 +6,11 @@ use std::fmt::Debug;
 use std::time::{Duration, Instant};
 
 use super::{Context, StepError};
-use crate::measure::metrics::RequestTotals;
 use crate::measure::recorder::{Observed, WaitError};
 use crate::measure::stats::Summary;
 use crate::progress::Task;
 use crate::results::{ApiRequestCount, Measurement};
-use crate::suite::{CountWrites, GoDuration, MeasurementKind};
+use crate::suite::{CountWrites, MeasurementKind};
 
 /// What [`collect`] found.
 #[derive(Debug)]
@@ -111,60 +110,6 @@ where
         arrivals,
         expected,
         timed_out,
-    })
-}
-
-/// How a step waited for the controller's writes to stop.
-#[derive(Debug)]
-pub struct Quiet {
-    /// The API server's counters when the wait ended.
-    pub after: RequestTotals,
-    /// Whether the writes stopped (false: the bound came first).
-    pub went_quiet: bool,
-    /// What the wait was, for the measurements' notes.
-    pub note: String,
-}
-
-impl Quiet {
-    /// The line for the step's `quality` when the bound came first.
-    pub fn problem(&self) -> Option<String> {
-        (!self.went_quiet).then(|| format!("{}; the counts may be short", self.note))
-    }
-}
-
-/// Waits until the controller has made no write (to what a Fleet controller owns) for
-/// `quiet`, at most `bound`: a fixed window after the last observed event would let a
-/// controller that defers its writes past it escape the count.
-pub async fn until_quiet(
-    ctx: &Context<'_>,
-    before: &RequestTotals,
-    quiet: GoDuration,
-    bound: GoDuration,
-    label: &str,
-) -> Result<Quiet, StepError> {
-    let started = Instant::now();
-    let (after, _, went_quiet) = super::status::wait_for_quiet(
-        ctx,
-        before,
-        &[],
-        None,
-        quiet.0,
-        started + bound.0,
-        &format!("{label}: waiting for the controller's writes to stop"),
-    )
-    .await?;
-    let waited = started.elapsed().as_secs_f64();
-    let note = if went_quiet {
-        format!(
-            "counted until the controller made no write for {quiet} ({waited:.1}s of waiting; bound {bound})"
-        )
-    } else {
-        format!("the controller was still writing when the bound of {bound} ran out")
-    };
-    Ok(Quiet {
-        after,
-        went_quiet,
-        note,
     })
 }
 

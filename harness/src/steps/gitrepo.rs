@@ -10,7 +10,8 @@ use kube::Api;
 use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
 
 use super::cluster::{create_all, ensure_namespace, ownership_labels};
-use super::collect::{collect, until_quiet, write_counts};
+use super::collect::{collect, write_counts};
+use super::quiet::until_quiet;
 use super::world::{GitRepoInfo, to_git_target};
 use super::{Context, StepError, StepOutput, World};
 use crate::measure::recorder::{Change, Kind, Observed, State};

@@ -13,6 +13,7 @@ mod git;
 mod gitrepo;
 mod infra;
 mod observe;
+mod quiet;
 mod status;
 pub mod world;
 
@@ -25,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 use crate::gitproxy::GitProxy;
 use crate::measure::metrics::{MetricsError, RequestTotals};
 use crate::measure::recorder::{Recorder, WaitError};
+use crate::measure::scrape::RequestScraper;
 use crate::provider::{Endpoints, Environment};
 use crate::results::Measurement;
 use crate::suite::{Step, Suite};
@@ -118,6 +120,8 @@ pub struct Context<'a> {
     pub environment: &'a dyn Environment,
     /// The watch recorder.
     pub recorder: &'a Recorder,
+    /// Reads the API server's request counters (from every replica).
+    pub scraper: &'a RequestScraper,
     /// The recording, fault-injecting proxy every GitRepo clones through: the suites'
     /// view of the controller's git traffic, the same on every provider.
     pub git_proxy: &'a GitProxy,
@@ -133,10 +137,10 @@ pub struct Context<'a> {
 }
 
 impl Context<'_> {
-    /// Reads `apiserver_request_total` through the Kubernetes client (authenticated like
+    /// Reads `apiserver_request_total` from every API server replica (authenticated like
     /// every other call, so it works on any provider).
     pub async fn scrape_requests(&self) -> Result<RequestTotals, StepError> {
-        scrape_requests(&self.kube).await
+        Ok(self.scraper.scrape().await?)
     }
 
     /// Sleeps, unless interrupted.
@@ -151,18 +155,6 @@ impl Context<'_> {
     pub fn namespace(&self) -> &str {
         &self.suite.scale.namespace
     }
-}
-
-/// `GET /metrics` on the API server.
-pub async fn scrape_requests(client: &Client) -> Result<RequestTotals, StepError> {
-    let request = http::Request::get("/metrics")
-        .body(Vec::new())
-        .expect("a static request builds");
-    let text = tokio::time::timeout(Duration::from_secs(30), client.request_text(request))
-        .await
-        .map_err(|_| MetricsError::Scrape("no answer within 30s".to_string()))?
-        .map_err(|e| MetricsError::Scrape(e.to_string()))?;
-    Ok(RequestTotals::parse(&text)?)
 }
 
 /// Runs one step.
@@ -188,7 +180,7 @@ pub async fn run(
             message: format!("slept {}", spec.duration),
             ..StepOutput::default()
         }),
-        Step::Settle(spec) => status::settle(ctx, spec, &label).await,
+        Step::Settle(spec) => quiet::settle(ctx, spec, &label).await,
         Step::ObservePolling(spec) => observe::observe_polling(ctx, spec, &label).await,
         Step::StatusBurst(spec) => status::status_burst(ctx, spec, &label).await,
         Step::PartitionCluster(spec) => infra::partition_cluster(ctx, spec).await,

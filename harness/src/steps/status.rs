@@ -2,7 +2,7 @@
 //! would) and count the GitRepo and Bundle status writes the controller makes in response.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use fleet_controller::api::{BundleDeployment, labels};
 use kube::Api;
@@ -10,17 +10,14 @@ use kube::api::{Patch, PatchParams};
 
 use super::cluster::create_all;
 use super::{Context, StepError, StepOutput};
-use crate::measure::metrics::RequestTotals;
 use crate::measure::metrics::count_writes;
 use crate::measure::recorder::Kind;
 use crate::progress::Task;
 use crate::results::{ApiRequestCount, Measurement};
-use crate::suite::{CountWrites, MeasurementKind, Settle, StatusBurst};
+use crate::suite::{CountWrites, MeasurementKind, StatusBurst};
 
 /// Concurrent status patches.
 const CONCURRENCY: usize = 32;
-/// How often the API server's counters are read while waiting for quiet.
-const QUIET_POLL: Duration = Duration::from_millis(500);
 
 /// A count measurement of writes to some resources.
 pub fn writes_measurement(
@@ -66,106 +63,6 @@ fn status_patch(deployment_id: &str, ready: bool) -> serde_json::Value {
                 {"type": "Monitored", "status": flag, "lastUpdateTime": now}
             ]
         }
-    })
-}
-
-/// Waits until no counted write happened for `quiet` (or `deadline`); returns the last
-/// scrape, the count since `before`, and whether it went quiet (false: the deadline came
-/// first). `resources` empty counts every write to what a
-/// Fleet controller owns (never Leases, Events or other clients' kinds, which on a real
-/// cluster never go quiet).
-pub async fn wait_for_quiet(
-    ctx: &Context<'_>,
-    before: &RequestTotals,
-    resources: &[String],
-    subresource: Option<&str>,
-    quiet: Duration,
-    deadline: Instant,
-    label: &str,
-) -> Result<(RequestTotals, u64, bool), StepError> {
-    let task = Task::start(label.to_string(), None);
-    let mut last_total = u64::MAX;
-    let mut quiet_since = Instant::now();
-    let mut after = ctx.scrape_requests().await?;
-    let mut went_quiet = false;
-    loop {
-        let requests = after.since(before);
-        let total = if resources.is_empty() {
-            requests
-                .iter()
-                .filter(|r| {
-                    r.is_write()
-                        && r.is_controller_owned()
-                        && subresource.is_none_or(|s| r.subresource == s)
-                })
-                .map(|r| r.count)
-                .sum()
-        } else {
-            count_writes(&requests, resources, subresource).0
-        };
-        if total != last_total {
-            last_total = total;
-            quiet_since = Instant::now();
-        }
-        task.message(format!("{total} writes so far"));
-        if quiet_since.elapsed() >= quiet {
-            went_quiet = true;
-            break;
-        }
-        if Instant::now() >= deadline {
-            break;
-        }
-        ctx.sleep(QUIET_POLL).await?;
-        after = ctx.scrape_requests().await?;
-    }
-    task.finish();
-    Ok((after, last_total, went_quiet))
-}
-
-/// `settle`: wait until the API server has seen no write for `quiet`.
-pub async fn settle(
-    ctx: &mut Context<'_>,
-    spec: &Settle,
-    label: &str,
-) -> Result<StepOutput, StepError> {
-    let started = Instant::now();
-    let before = ctx.scrape_requests().await?;
-    let (_, writes, idle) = wait_for_quiet(
-        ctx,
-        &before,
-        &[],
-        None,
-        spec.quiet.0,
-        started + spec.timeout.0,
-        &format!("{label}: waiting for the controller to go idle"),
-    )
-    .await?;
-    let mut quality = Vec::new();
-    if idle {
-        ctx.unsettled = None;
-    } else {
-        let problem = format!(
-            "the controller was still writing after {} ({writes} writes to fleet.cattle.io objects, namespaces and secrets)",
-            spec.timeout
-        );
-        quality.push(format!("settle gave up: {problem}"));
-        ctx.unsettled = Some(problem);
-    }
-    Ok(StepOutput {
-        quality,
-        message: if idle {
-            format!(
-                "idle after {:.1}s ({writes} writes meanwhile, then none for {})",
-                started.elapsed().as_secs_f64(),
-                spec.quiet
-            )
-        } else {
-            format!(
-                "still writing after {} ({writes} writes); moving on",
-                spec.timeout
-            )
-        },
-        ..StepOutput::default()
     })
 }
 
@@ -307,11 +204,17 @@ pub async fn status_burst(
     if let Err(crate::measure::recorder::WaitError::Cancelled) = settled {
         return Err(StepError::Cancelled);
     }
-    let (after, last_total, quiet) = wait_for_quiet(
+    let super::quiet::QuietEnd {
+        after,
+        writes: last_total,
+        went_quiet: quiet,
+    } = super::quiet::wait_for_quiet(
         ctx,
         &before,
-        &counted.resources,
-        Some("status"),
+        super::quiet::Counted {
+            resources: &counted.resources,
+            subresource: Some("status"),
+        },
         spec.quiet.0,
         deadline,
         &format!("{label}: waiting for status writes to stop"),

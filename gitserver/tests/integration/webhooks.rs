@@ -1,6 +1,6 @@
 //! Push webhooks: fired by `git push` and by API commits, signed, retried and recorded.
 
-mod common;
+use crate::common;
 
 use base64::Engine as _;
 use common::{Fixture, Receiver, bounded, commit_files, git_in, ok, wait_for};

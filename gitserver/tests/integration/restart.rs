@@ -1,7 +1,7 @@
 //! A restart on the same data directory keeps repositories, organisations, hooks (with
 //! their secrets) and tokens.
 
-mod common;
+use crate::common;
 
 use common::{Fixture, Receiver, bounded, commit_files, fsck, git_in, ok, start_server};
 use gitserver::forge::types::{CreateAccessTokenOption, CreateHookOption, CreateRepoOption};

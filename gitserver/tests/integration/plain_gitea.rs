@@ -2,7 +2,7 @@
 //! subset and webhooks work; every fleetbench extension is a 404 and the forge client's
 //! detection finds no extensions.
 
-mod common;
+use crate::common;
 
 use common::{Fixture, Receiver, bounded, commit_files, git_in, ok};
 use gitserver::forge::types::{ChangeFileOperation, ChangeFilesOptions, CreateHookOption};

@@ -1,7 +1,7 @@
 //! Bad input: unknown repositories, bad credentials, path traversal, pushes to nowhere.
 //! Each is refused with Gitea's status code, and nothing on disk changes.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

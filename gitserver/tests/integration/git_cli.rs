@@ -1,7 +1,7 @@
 //! Clone, fetch, ls-remote and push with the real `git` CLI and with libgit2, and what the
 //! request log records of them.
 
-mod common;
+use crate::common;
 
 use common::{Fixture, bounded, commit_files, failed, git_in, ok};
 use gitserver::request_log::Outcome;

@@ -4,7 +4,7 @@
 //! or hold connections. Each is refused with a 4xx (never a 500) or cut off within a bound,
 //! and nothing that was refused changes a repository.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::time::{Duration, Instant};

@@ -1,6 +1,6 @@
 //! The Gitea REST subset through the forge client and raw HTTP: paths, JSON and status codes.
 
-mod common;
+use crate::common;
 
 use common::{Fixture, bounded, http};
 use gitserver::forge::types::{

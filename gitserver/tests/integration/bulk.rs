@@ -1,6 +1,6 @@
 //! The harness's fast path: many manifest repositories at once, and a burst commit to all.
 
-mod common;
+use crate::common;
 
 use common::{Fixture, Receiver, bounded, git_in, ok};
 use gitserver::forge::bulk::{self, ManifestLayout, RepoRef};

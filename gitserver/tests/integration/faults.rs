@@ -1,7 +1,7 @@
 //! Fault injection: refuse, delay, hide and restore repositories, from the library and over
 //! HTTP; and the extensions client's clear failure against a server that is not ours.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

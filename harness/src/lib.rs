@@ -13,6 +13,7 @@ pub mod export;
 pub mod gitproxy;
 pub mod history;
 pub mod junit;
+pub mod ledger;
 pub mod measure;
 pub mod progress;
 pub mod provider;

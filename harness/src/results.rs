@@ -323,6 +323,11 @@ pub struct StepResult {
     /// Problems with what this step measured or waited for (see [`SuiteResult::quality`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub quality: Vec<String>,
+    /// The step's writes to what a Fleet controller owns, by verb, resource and part
+    /// (`spec` or `status`); empty when the API server's counters could not be read
+    /// around the step (its `quality` then says so).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ledger: Vec<crate::ledger::LedgerLine>,
 }
 
 /// A delta of `apiserver_request_total` for one label set.
@@ -623,6 +628,20 @@ pub(crate) mod fixtures {
                 message: "300 new BundleDeployments".into(),
                 api_writes: BTreeMap::from([("bundledeployments CREATE".to_string(), 300.0)]),
                 quality: Vec::new(),
+                ledger: vec![
+                    crate::ledger::LedgerLine {
+                        verb: "CREATE".into(),
+                        resource: "bundledeployments".into(),
+                        part: "spec".into(),
+                        count: 300,
+                    },
+                    crate::ledger::LedgerLine {
+                        verb: "PATCH".into(),
+                        resource: "bundles".into(),
+                        part: "status".into(),
+                        count: 45,
+                    },
+                ],
             }],
             api_requests: vec![
                 ApiRequestCount {

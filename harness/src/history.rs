@@ -2,13 +2,17 @@
 //!
 //! Each published run keeps its own self-contained report; `history.json` keeps the SLO
 //! figures of every run so `index.html` can show, per SLO, how it moved across nights
-//! without re-reading every run's full results.
+//! without re-reading every run's full results. Every publish also looks for the runs where
+//! an SLO's figures shifted ([`crate::changepoint`]) and writes them to
+//! `change-points.json` and the index, so a regression is dated to the run that brought it,
+//! not to the night someone noticed.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::changepoint;
 use crate::report::html::{badge, escape, page};
 use crate::report::{self, LabelledRun, svg};
 use crate::results::{ResultsError, RunResults};
@@ -19,6 +23,8 @@ use crate::suite::Scale;
 pub const HISTORY_FILE: &str = "history.json";
 /// The index page inside the history directory.
 pub const INDEX_FILE: &str = "index.html";
+/// The change points of every trend line, machine-readable, inside the history directory.
+pub const CHANGE_POINTS_FILE: &str = "change-points.json";
 
 /// Every published run, oldest first.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -134,10 +140,164 @@ impl History {
             serde_json::to_vec_pretty(self).expect("history serialises"),
         )
         .map_err(io("cannot write", &data))?;
+        let changes = change_points(self);
+        let file = dir.join(CHANGE_POINTS_FILE);
+        std::fs::write(
+            &file,
+            serde_json::to_vec_pretty(&changes).expect("change points serialise"),
+        )
+        .map_err(io("cannot write", &file))?;
         let index = dir.join(INDEX_FILE);
-        std::fs::write(&index, render_index(self)).map_err(io("cannot write", &index))?;
+        std::fs::write(&index, render_index_with(self, &changes))
+            .map_err(io("cannot write", &index))?;
         Ok(())
     }
+}
+
+/// `change-points.json`: how the detection ran, and every trend line's change points.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChangePoints {
+    /// The method, in words.
+    pub method: String,
+    /// Reorderings per permutation test.
+    pub permutations: usize,
+    /// The largest p-value reported as a change.
+    pub significance: f64,
+    /// The fewest runs on each side of a change.
+    pub min_segment: usize,
+    /// Every trend line with at least one observation, changes or not.
+    pub series: Vec<SeriesChanges>,
+}
+
+/// The change points of one trend line (one SLO of one suite on one provider, profile and
+/// scale).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SeriesChanges {
+    /// Suite.
+    pub suite: String,
+    /// SLO.
+    pub slo: String,
+    /// Provider.
+    pub provider: String,
+    /// Profile.
+    pub profile: String,
+    /// Scale.
+    pub scale: String,
+    /// Unit of the figures.
+    pub unit: String,
+    /// `<=` or `>=`: which direction is worse.
+    pub comparison: String,
+    /// Runs with an observation in the line.
+    pub runs: usize,
+    /// Where the line shifted, oldest first.
+    pub changes: Vec<ChangeRecord>,
+}
+
+/// One shift of a trend line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChangeRecord {
+    /// The first run after the shift (its id under `runs/`).
+    pub run: String,
+    /// When that run started.
+    pub started_at: String,
+    /// Its report, relative to the history directory.
+    pub report: String,
+    /// Its position among the line's observations (0 = oldest).
+    pub position: usize,
+    /// Mean of the segment before the shift.
+    pub before_mean: f64,
+    /// Mean of the segment from this run on (to the next shift).
+    pub after_mean: f64,
+    /// `after_mean - before_mean`.
+    pub change: f64,
+    /// The change relative to `before_mean` (absent when that is 0).
+    pub relative_change: Option<f64>,
+    /// The permutation test's p-value.
+    pub p_value: f64,
+    /// `1 - p_value`.
+    pub confidence: f64,
+    /// `worse` or `better`, by the SLO's comparison.
+    pub direction: String,
+}
+
+/// Change points of every trend line of `history`.
+pub fn change_points(history: &History) -> ChangePoints {
+    let settings = changepoint::Settings::default();
+    let series = trend_keys(history)
+        .into_iter()
+        .filter_map(|key| {
+            let points: Vec<(&HistoryEntry, &HistorySlo, f64)> = history
+                .runs
+                .iter()
+                .filter_map(|run| {
+                    let slo = run.slos.iter().find(|s| TrendKey::of(run, s) == key)?;
+                    let value = slo.observed.filter(|v| v.is_finite())?;
+                    Some((run, slo, value))
+                })
+                .collect();
+            let (_, last, _) = points.last()?;
+            let values: Vec<f64> = points.iter().map(|(_, _, v)| *v).collect();
+            let seed = changepoint::seed_of(&format!(
+                "{}/{}/{}/{}/{}",
+                key.suite, key.name, key.provider, key.profile, key.scale
+            ));
+            let changes = changepoint::detect(&values, &settings, seed)
+                .into_iter()
+                .map(|change| {
+                    let (run, _, _) = points[change.index];
+                    let up = change.change() > 0.0;
+                    let worse = if last.comparison == ">=" { !up } else { up };
+                    ChangeRecord {
+                        run: run.id.clone(),
+                        started_at: run.started_at.clone(),
+                        report: run.report.clone(),
+                        position: change.index,
+                        before_mean: change.before_mean,
+                        after_mean: change.after_mean,
+                        change: change.change(),
+                        relative_change: change.relative_change(),
+                        p_value: change.p_value,
+                        confidence: change.confidence(),
+                        direction: if worse { "worse" } else { "better" }.to_string(),
+                    }
+                })
+                .collect();
+            Some(SeriesChanges {
+                suite: key.suite.clone(),
+                slo: key.name.clone(),
+                provider: key.provider.clone(),
+                profile: key.profile.clone(),
+                scale: key.scale.clone(),
+                unit: last.unit.clone(),
+                comparison: last.comparison.clone(),
+                runs: values.len(),
+                changes,
+            })
+        })
+        .collect();
+    ChangePoints {
+        method:
+            "E-divisive means (energy distance, alpha 1), hierarchical, permutation test per split"
+                .into(),
+        permutations: settings.permutations,
+        significance: settings.significance,
+        min_segment: settings.min_segment,
+        series,
+    }
+}
+
+/// Every trend line of `history`, in order of first appearance.
+fn trend_keys(history: &History) -> Vec<TrendKey> {
+    let mut keys: Vec<TrendKey> = Vec::new();
+    for run in &history.runs {
+        for slo in &run.slos {
+            let key = TrendKey::of(run, slo);
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
+        }
+    }
+    keys
 }
 
 /// A directory name for a run: its start time, file-name safe, unique in `history`.
@@ -271,6 +431,23 @@ impl TrendKey {
 
 /// The trend index page.
 pub fn render_index(history: &History) -> String {
+    render_index_with(history, &change_points(history))
+}
+
+/// The change-point summary of a figure: `+35% (1.2 s → 1.6 s)`.
+fn describe_change(change: &ChangeRecord, unit: &str) -> String {
+    let relative = change
+        .relative_change
+        .map_or(String::new(), |r| format!("{:+.0}% ", r * 100.0));
+    format!(
+        "{relative}({} → {})",
+        format_value(change.before_mean, unit),
+        format_value(change.after_mean, unit)
+    )
+}
+
+/// The trend index page, with `changes` marked.
+pub fn render_index_with(history: &History, changes: &ChangePoints) -> String {
     let mut body = String::new();
     let latest = history.runs.last();
     let verdict = match latest {
@@ -283,17 +460,51 @@ pub fn render_index(history: &History) -> String {
         r#"<header class="top"><div class="inner"><h1>fleetbench history</h1>{verdict}<div class="meta"><b>{}</b> published runs</div></div></header><main>"#,
         history.runs.len()
     );
-    body.push_str(r#"<h2>Trends per SLO</h2><p class="lead">Observed value of each SLO across published runs, oldest on the left; red dots are failed runs. "Passed" counts the runs that met the SLO. One line per suite, SLO, provider, profile and scale: only comparable runs share a line.</p><table><thead><tr><th>Suite</th><th>SLO</th><th>Provider, profile, scale</th><th class="num">Threshold</th><th>Trend</th><th class="num">Latest</th><th class="num">Passed</th></tr></thead><tbody>"#);
-    let mut keys: Vec<TrendKey> = Vec::new();
-    for run in &history.runs {
-        for slo in &run.slos {
-            let key = TrendKey::of(run, slo);
-            if !keys.contains(&key) {
-                keys.push(key);
-            }
+    let shifts: Vec<(&SeriesChanges, &ChangeRecord)> = changes
+        .series
+        .iter()
+        .flat_map(|series| series.changes.iter().map(move |c| (series, c)))
+        .collect();
+    let _ = write!(
+        body,
+        r#"<h2 id="change-points">Change points</h2><p class="lead">Runs where an SLO's figures shifted and stayed shifted: {method}, p ≤ {significance} with {permutations} permutations, at least {min} runs on each side (so a shift shows once {min} runs carry it). Machine-readable in <a href="{file}">{file}</a>.</p>"#,
+        method = escape(&changes.method),
+        significance = changes.significance,
+        permutations = changes.permutations,
+        min = changes.min_segment,
+        file = CHANGE_POINTS_FILE,
+    );
+    if shifts.is_empty() {
+        body.push_str(r#"<p class="meta">No shift found in any trend line.</p>"#);
+    } else {
+        body.push_str(r#"<table class="change-points"><thead><tr><th>Shift began in run</th><th>Suite</th><th>SLO</th><th>Provider, profile, scale</th><th>Size</th><th class="num">Confidence</th><th>Direction</th></tr></thead><tbody>"#);
+        for (series, change) in shifts {
+            let _ = write!(
+                body,
+                r#"<tr class="{class}"><td><a href="{href}">{started}</a></td><td>{suite}</td><td>{slo}</td><td>{context}</td><td>{size}</td><td class="num">{confidence:.1}% (p = {p:.3})</td><td>{direction}</td></tr>"#,
+                class = if change.direction == "worse" {
+                    "fail"
+                } else {
+                    ""
+                },
+                href = escape(&change.report),
+                started = escape(&change.started_at),
+                suite = escape(&series.suite),
+                slo = escape(&series.slo),
+                context = escape(&format!(
+                    "{}, {}, {}",
+                    series.provider, series.profile, series.scale
+                )),
+                size = escape(&describe_change(change, &series.unit)),
+                confidence = change.confidence * 100.0,
+                p = change.p_value,
+                direction = escape(&change.direction),
+            );
         }
+        body.push_str("</tbody></table>");
     }
-    for key in keys {
+    body.push_str(r#"<h2>Trends per SLO</h2><p class="lead">Observed value of each SLO across published runs, oldest on the left; red dots are failed runs, dashed red lines the change points. "Passed" counts the runs that met the SLO. One line per suite, SLO, provider, profile and scale: only comparable runs share a line.</p><table><thead><tr><th>Suite</th><th>SLO</th><th>Provider, profile, scale</th><th class="num">Threshold</th><th>Trend</th><th class="num">Latest</th><th class="num">Passed</th><th>Last shift</th></tr></thead><tbody>"#);
+    for key in trend_keys(history) {
         let points: Vec<Option<&HistorySlo>> = history
             .runs
             .iter()
@@ -306,6 +517,33 @@ pub fn render_index(history: &History) -> String {
         let failed: Vec<bool> = points.iter().map(|p| p.is_some_and(|s| !s.pass)).collect();
         let present: Vec<&HistorySlo> = points.iter().flatten().copied().collect();
         let Some(last) = present.last() else { continue };
+        let series = changes.series.iter().find(|s| {
+            s.suite == key.suite
+                && s.slo == key.name
+                && s.provider == key.provider
+                && s.profile == key.profile
+                && s.scale == key.scale
+        });
+        // Change points count observations; the sparkline has a slot per run.
+        let shift_runs: Vec<usize> = series
+            .map(|s| {
+                s.changes
+                    .iter()
+                    .filter_map(|c| history.runs.iter().position(|r| r.id == c.run))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let last_shift = series
+            .and_then(|s| s.changes.last().map(|c| (s, c)))
+            .map_or(String::new(), |(s, c)| {
+                format!(
+                    r#"<a href="{href}">{started}</a>: {size}, {confidence:.0}%"#,
+                    href = escape(&c.report),
+                    started = escape(&c.started_at),
+                    size = escape(&describe_change(c, &s.unit)),
+                    confidence = c.confidence * 100.0
+                )
+            });
         let passed = present.iter().filter(|s| s.pass).count();
         let context = [
             key.provider.as_str(),
@@ -318,14 +556,14 @@ pub fn render_index(history: &History) -> String {
         .join(", ");
         let _ = write!(
             body,
-            r#"<tr class="{class}"><td>{suite}</td><td>{name}</td><td>{context}</td><td class="num">{cmp} {threshold}</td><td>{spark}</td><td class="num">{latest} {badge}</td><td class="num">{passed}/{total}</td></tr>"#,
+            r#"<tr class="{class}"><td>{suite}</td><td>{name}</td><td>{context}</td><td class="num">{cmp} {threshold}</td><td>{spark}</td><td class="num">{latest} {badge}</td><td class="num">{passed}/{total}</td><td>{last_shift}</td></tr>"#,
             class = if last.pass { "" } else { "fail" },
             suite = escape(&key.suite),
             name = escape(&key.name),
             context = escape(&context),
             cmp = escape(&last.comparison),
             threshold = format_value(last.threshold, &last.unit),
-            spark = svg::sparkline(&values, &failed),
+            spark = svg::sparkline_marked(&values, &failed, &shift_runs),
             latest = last
                 .observed
                 .map_or("–".to_string(), |v| format_value(v, &last.unit)),
@@ -461,6 +699,55 @@ mod tests {
         let key = TrendKey::of(&history.runs[0], slo);
         assert_eq!(key.provider, "embedded", "the run's provider stands in");
         assert!(render_index(&history).contains(">n<"));
+    }
+
+    #[test]
+    fn publishing_marks_the_run_where_a_shift_began() {
+        let tmp = tempfile::tempdir().unwrap();
+        let reports = tmp.path().join("reports");
+        // Ten runs near 1.2 s, then six near 2.4 s: the seventh-from-last run brought it.
+        let observed = |i: usize| if i < 10 { 1.2 } else { 2.4 } + (i % 3) as f64 * 0.02;
+        let runs: Vec<PathBuf> = (0..16)
+            .map(|i| {
+                write_run(
+                    tmp.path(),
+                    &format!("r{i}"),
+                    &format!("2026-08-{:02}T01:00:00Z", i + 1),
+                    observed(i),
+                )
+            })
+            .collect();
+        let history = publish(&runs, &reports, 100).unwrap();
+        let file: ChangePoints =
+            serde_json::from_slice(&std::fs::read(reports.join(CHANGE_POINTS_FILE)).unwrap())
+                .unwrap();
+        let line = file
+            .series
+            .iter()
+            .find(|s| s.slo == "bd-p99")
+            .expect("the shifted SLO has a line");
+        assert_eq!(line.runs, 16);
+        assert_eq!(line.changes.len(), 1, "{line:?}");
+        let change = &line.changes[0];
+        assert_eq!(change.run, history.runs[10].id);
+        assert_eq!(change.started_at, "2026-08-11T01:00:00Z");
+        assert_eq!(change.direction, "worse", "a latency going up");
+        assert!(
+            (change.relative_change.unwrap() - 1.0).abs() < 0.05,
+            "{change:?}"
+        );
+        assert!(change.confidence >= 0.99);
+        let steady = file
+            .series
+            .iter()
+            .find(|s| s.slo == "jitter-spread")
+            .unwrap();
+        assert!(steady.changes.is_empty(), "a flat line has no change point");
+        let index = std::fs::read_to_string(reports.join(INDEX_FILE)).unwrap();
+        assert!(index.contains(r#"id="change-points""#));
+        assert!(index.contains("2026-08-11T01:00:00Z"), "the run is named");
+        assert!(index.contains("+99%"), "with the size of the shift");
+        assert!(index.contains("spark-shift"), "and marked on the trend");
     }
 
     #[test]

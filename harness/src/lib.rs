@@ -4,6 +4,7 @@
 //! `controller` (the system under test), `steps` and `measure` (doing and timing), `slo`
 //! (verdicts), and `results`, `junit`, `report`, `compare`, `history` (what users read).
 
+pub mod changepoint;
 pub mod cli;
 pub mod commands;
 pub mod compare;

@@ -109,6 +109,7 @@ svg .grid { stroke: #eaeef2; stroke-width: 1; }
 svg .axis-label { fill: var(--fg); font-size: 12px; }
 svg .bar { fill: var(--accent); }
 svg .bar.bad { fill: var(--fail); }
+svg .bar.dominant { fill: var(--fail); }
 svg .bar.baseline { fill: var(--base); }
 svg .bar-label { fill: var(--fg); font-size: 12px; }
 svg .bar-value { fill: var(--fg); font-size: 11px; }
@@ -129,6 +130,8 @@ svg .empty-text { fill: var(--muted); font-size: 13px; }
 svg.spark { vertical-align: middle; }
 svg .spark-line { fill: none; stroke: var(--accent); stroke-width: 1.5; }
 svg .spark-dot { fill: var(--accent); } svg .spark-dot.bad { fill: var(--fail); }
+svg .spark-shift { stroke: var(--fail); stroke-width: 1; stroke-dasharray: 2 2; }
+p.dominant { margin: 4px 0 8px; }
 .cards { display: flex; gap: 12px; flex-wrap: wrap; margin: 8px 0 12px; }
 .card { border: 1px solid var(--line); border-radius: 8px; padding: 10px 14px; min-width: 150px; background: var(--panel); }
 .card .value { font-size: 22px; font-weight: 700; font-variant-numeric: tabular-nums; }

@@ -637,8 +637,94 @@ pub fn bar_chart(
     out
 }
 
+/// One bar of a waterfall: a stage from where its parent ended to where it ended.
+#[derive(Debug, Clone)]
+pub struct Span {
+    /// Label on the left.
+    pub label: String,
+    /// Where the bar starts (seconds from the origin).
+    pub start: f64,
+    /// Where it ends.
+    pub end: f64,
+    /// What the bar's tooltip and end label say.
+    pub note: String,
+    /// Drawn in the warning colour (the stage that dominates).
+    pub highlight: bool,
+}
+
+/// A waterfall: one horizontal bar per stage on a shared time axis, each starting where
+/// the stage it waits for ended, so the stages stack up to the total and the longest bar
+/// stands out.
+pub fn waterfall(title: &str, spans: &[Span], axis_label: &str) -> String {
+    let row = 22.0;
+    let frame = Frame {
+        height: 44.0 + row * spans.len().max(1) as f64,
+        left: 150.0,
+        right: 150.0,
+        top: 8.0,
+        bottom: 36.0,
+        ..Frame::default()
+    };
+    if spans.is_empty() {
+        return placeholder(&frame, title, "no stage observed");
+    }
+    let peak = spans.iter().map(|s| s.end.max(s.start)).fold(0.0, f64::max);
+    let x = Scale {
+        lo: 0.0,
+        hi: nice_ceiling(peak),
+        from: frame.left,
+        to: frame.width - frame.right,
+    };
+    let mut out = open(&frame, title);
+    for tick in nice_ticks(0.0, x.hi, 5) {
+        let px = x.map(tick);
+        let _ = write!(
+            out,
+            r#"<line class="grid" x1="{px:.1}" x2="{px:.1}" y1="{t}" y2="{b}"/><text class="tick" x="{px:.1}" y="{ty}" text-anchor="middle">{label}</text>"#,
+            t = frame.top,
+            b = frame.height - frame.bottom,
+            ty = frame.height - frame.bottom + 14.0,
+            label = tick_label(tick)
+        );
+    }
+    let _ = write!(
+        out,
+        r#"<text class="axis-label" x="{cx:.1}" y="{y}" text-anchor="middle">{l}</text>"#,
+        cx = frame.left + frame.plot_width() / 2.0,
+        y = frame.height - 4.0,
+        l = escape(axis_label)
+    );
+    for (index, span) in spans.iter().enumerate() {
+        let top = frame.top + 4.0 + index as f64 * row;
+        let (from, to) = (x.map(span.start.min(span.end)), x.map(span.end));
+        let _ = write!(
+            out,
+            r#"<text class="bar-label" x="{lx}" y="{ly:.1}" text-anchor="end">{label}</text><rect class="{class}" x="{from:.1}" y="{top:.1}" width="{w:.1}" height="14"><title>{label}: {note}</title></rect><text class="bar-value" x="{vx:.1}" y="{ly:.1}">{note}</text>"#,
+            lx = frame.left - 8.0,
+            ly = top + 11.0,
+            label = escape(&span.label),
+            class = if span.highlight {
+                "bar dominant"
+            } else {
+                "bar"
+            },
+            w = (to - from).max(1.0),
+            vx = to.max(from + 1.0) + 4.0,
+            note = escape(&span.note)
+        );
+    }
+    out.push_str("</svg>");
+    out
+}
+
 /// A small trend line for tables (no axes); the last point is marked.
 pub fn sparkline(values: &[f64], failed: &[bool]) -> String {
+    sparkline_marked(values, failed, &[])
+}
+
+/// A sparkline with a dashed vertical mark before each index in `shifts` (where a change
+/// point says a shift began).
+pub fn sparkline_marked(values: &[f64], failed: &[bool], shifts: &[usize]) -> String {
     let (w, h) = (140.0, 28.0);
     let finite: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
     if finite.is_empty() {
@@ -673,6 +759,15 @@ pub fn sparkline(values: &[f64], failed: &[bool]) -> String {
             format!("{x:.1},{y:.1}")
         })
         .collect();
+    for &shift in shifts.iter().filter(|s| **s > 0 && **s < values.len()) {
+        // Halfway between the last run before the shift and the first after it.
+        let x = 4.0 + (shift as f64 - 0.5) * step;
+        let _ = write!(
+            out,
+            r#"<line class="spark-shift" x1="{x:.1}" x2="{x:.1}" y1="1" y2="{y2}"><title>shift begins</title></line>"#,
+            y2 = h - 1.0
+        );
+    }
     let _ = write!(
         out,
         r#"<polyline class="spark-line" points="{}"/>"#,

@@ -138,6 +138,14 @@ fn compare_command(args: &CompareArgs) -> Result<Outcome> {
     let new = RunResults::read(&args.new)?;
     let rows = compare::compare(&base, &new, args.tolerance);
     print!("{}", compare::render_text(&rows));
+    print!(
+        "{}",
+        compare::render_stages_text(&compare::compare_stages(&base, &new))
+    );
+    print!(
+        "{}",
+        compare::render_ledger_text(&compare::compare_ledgers(&base, &new))
+    );
     let worse = rows.iter().any(|r| r.change == compare::Change::Worse);
     Ok(if args.fail_on_regression && worse {
         Outcome::Failed

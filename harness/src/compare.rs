@@ -7,8 +7,10 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use crate::ledger;
 use crate::results::{Measurement, RunResults, SuiteResult};
 use crate::slo::format_value;
+use crate::stages::{self, Stage};
 use crate::suite::MeasurementKind;
 
 /// How a number moved.
@@ -322,6 +324,138 @@ pub fn render_text(rows: &[Row]) -> String {
     out
 }
 
+/// One suite's ledger difference between two runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LedgerDiff {
+    /// Suite name.
+    pub suite: String,
+    /// The lines that changed, step by step.
+    pub changes: Vec<ledger::LedgerChange>,
+}
+
+/// The API write ledgers of the suites both runs have: the lines that changed. Writes are
+/// counts, not timings, so every change is shown, with no tolerance: a write that appears
+/// or disappears is what a reviewer wants to see.
+pub fn compare_ledgers(base: &RunResults, new: &RunResults) -> Vec<LedgerDiff> {
+    new.suites
+        .iter()
+        .filter_map(|suite| {
+            let old = base.suites.iter().find(|s| s.name == suite.name)?;
+            let changes = ledger::diff(old, suite);
+            (!changes.is_empty()).then(|| LedgerDiff {
+                suite: suite.name.clone(),
+                changes,
+            })
+        })
+        .collect()
+}
+
+/// The ledger difference as a terminal table.
+pub fn render_ledger_text(diffs: &[LedgerDiff]) -> String {
+    let mut out =
+        String::from("\nAPI write ledger (controller-owned writes per step that changed):\n");
+    if diffs.is_empty() {
+        out.push_str("  no change\n");
+        return out;
+    }
+    for diff in diffs {
+        for change in &diff.changes {
+            let delta = change.new as i128 - change.base as i128;
+            let _ = writeln!(
+                out,
+                "  {suite}  step {step}  {key}: {base} -> {new} ({delta:+})",
+                suite = diff.suite,
+                step = change.step,
+                key = change.key,
+                base = change.base,
+                new = change.new,
+            );
+        }
+    }
+    out
+}
+
+/// One stage of one commit step in both runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StageChange {
+    /// Suite name.
+    pub suite: String,
+    /// The commit step's measurement.
+    pub base_name: String,
+    /// The stage.
+    pub stage: Stage,
+    /// Its own median in the base run.
+    pub base_p50: Option<f64>,
+    /// Its own median in the new run.
+    pub new_p50: Option<f64>,
+    /// Whether it dominates the base run's waterfall.
+    pub dominated_before: bool,
+    /// Whether it dominates the new run's waterfall.
+    pub dominates_now: bool,
+}
+
+/// Per stage of every commit step both runs measured: the stage's own median in each, and
+/// which stage dominates in each.
+pub fn compare_stages(base: &RunResults, new: &RunResults) -> Vec<StageChange> {
+    let mut changes = Vec::new();
+    for suite in &new.suites {
+        let Some(old) = base.suites.iter().find(|s| s.name == suite.name) else {
+            continue;
+        };
+        let before = stages::waterfalls(old);
+        for waterfall in stages::waterfalls(suite) {
+            let previous = before.iter().find(|w| w.base == waterfall.base);
+            let dominant_now = waterfall.dominant().map(|s| s.stage);
+            let dominant_before = previous.and_then(|w| w.dominant()).map(|s| s.stage);
+            for stage in Stage::ALL {
+                let now = waterfall.stages.iter().find(|s| s.stage == stage);
+                let then = previous.and_then(|w| w.stages.iter().find(|s| s.stage == stage));
+                if now.is_none() && then.is_none() {
+                    continue;
+                }
+                changes.push(StageChange {
+                    suite: suite.name.clone(),
+                    base_name: waterfall.base.clone(),
+                    stage,
+                    base_p50: then.map(|s| s.p50),
+                    new_p50: now.map(|s| s.p50),
+                    dominated_before: dominant_before == Some(stage),
+                    dominates_now: dominant_now == Some(stage),
+                });
+            }
+        }
+    }
+    changes
+}
+
+/// The stage comparison as a terminal table.
+pub fn render_stages_text(changes: &[StageChange]) -> String {
+    let mut out = String::from("\nCommit stages (each stage's own median; * dominant):\n");
+    if changes.is_empty() {
+        out.push_str("  no commit stages in both runs\n");
+        return out;
+    }
+    let mark = |dominant: bool| if dominant { "*" } else { " " };
+    for change in changes {
+        let ratio = match (change.base_p50, change.new_p50) {
+            (Some(b), Some(n)) if b > 0.0 => format!("{:.2}x", n / b),
+            _ => "-".to_string(),
+        };
+        let _ = writeln!(
+            out,
+            "  {suite}  {name}/{stage:<10} {base:>10}{bm} -> {new:>10}{nm}  {ratio}",
+            suite = change.suite,
+            name = change.base_name,
+            stage = change.stage.name(),
+            base = change.base_p50.map_or("-".into(), |v| format_value(v, "s")),
+            bm = mark(change.dominated_before),
+            new = change.new_p50.map_or("-".into(), |v| format_value(v, "s")),
+            nm = mark(change.dominates_now),
+        );
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -331,6 +465,59 @@ mod tests {
         rows.iter()
             .find(|r| r.suite == suite && r.item == item)
             .unwrap_or_else(|| panic!("no row {suite} {item}: {rows:#?}"))
+    }
+
+    #[test]
+    fn stages_show_their_own_change_and_the_dominant_stage_moving() {
+        let mut base = fixtures::run();
+        let mut new = fixtures::run();
+        base.suites[0]
+            .measurements
+            .extend(stages::fixtures::measurements(
+                "c",
+                [20, 3000, 100, 40, 200, 10],
+            ));
+        new.suites[0]
+            .measurements
+            .extend(stages::fixtures::measurements(
+                "c",
+                [20, 200, 4000, 40, 200, 10],
+            ));
+        let changes = compare_stages(&base, &new);
+        let stage = |s: Stage| changes.iter().find(|c| c.stage == s).unwrap();
+        let notify = stage(Stage::Notify);
+        assert!(notify.dominated_before && !notify.dominates_now);
+        assert!((notify.base_p50.unwrap() - 3.0).abs() < 0.01);
+        let bundle = stage(Stage::Bundle);
+        assert!(!bundle.dominated_before && bundle.dominates_now);
+        assert!((bundle.new_p50.unwrap() - 4.0).abs() < 0.01);
+        assert_eq!(changes.len(), Stage::ALL.len());
+        let text = render_stages_text(&changes);
+        assert!(text.contains("c/bundle"), "{text}");
+        assert!(text.contains("40.0"), "{text}");
+        // The stage measurements are compared like any other, so a slower stage is WORSE.
+        let rows = compare(&base, &new, 0.1);
+        assert_eq!(
+            find(&rows, "label-propagation", "c/bundle p50").change,
+            Change::Worse
+        );
+    }
+
+    #[test]
+    fn the_ledger_difference_lists_only_what_changed() {
+        let base = fixtures::run();
+        let mut new = fixtures::run();
+        new.suites[0].steps[0].ledger[1].count = 3000;
+        let diffs = compare_ledgers(&base, &new);
+        assert_eq!(diffs.len(), 1);
+        assert_eq!(diffs[0].suite, "label-propagation");
+        assert_eq!(diffs[0].changes.len(), 1);
+        let text = render_ledger_text(&diffs);
+        assert!(
+            text.contains("step 0 label_cluster  PATCH bundles/status: 45 -> 3000 (+2955)"),
+            "{text}"
+        );
+        assert!(render_ledger_text(&compare_ledgers(&base, &base)).contains("no change"));
     }
 
     #[test]

@@ -24,6 +24,7 @@ pub mod results;
 pub mod runner;
 pub mod sensitivity;
 pub mod slo;
+pub mod stages;
 pub mod steps;
 pub mod suite;
 

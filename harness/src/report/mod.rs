@@ -13,11 +13,13 @@ use std::fmt::Write as _;
 
 use crate::compare::{self, Change};
 use crate::junit::verdict_line;
+use crate::ledger;
 use crate::results::{
     ApiRequestCount, EXTERNAL_SETTINGS, Measurement, ResourceUsage, RunResults, SloResult,
     SuiteResult, SuiteStatus, profile_label, writes_by_resource,
 };
 use crate::slo::format_value;
+use crate::stages;
 use crate::suite::MeasurementKind;
 use html::{anchor, badge, escape, page};
 use svg::{Bar, HistogramOptions, LineOptions, Series};
@@ -401,12 +403,100 @@ fn suite_section(
         );
     }
     slo_table(out, suite);
+    waterfalls(out, suite);
     measurement_charts(out, suite, base_suite);
     cost_charts(out, suite, base_suite);
+    ledger_table(out, suite, base_suite);
     steps_table(out, suite);
     controller_counters(out, suite);
     settings_details(out, suite);
     out.push_str("</section>\n");
+}
+
+/// Per commit step: a waterfall of its stages (medians) and which one dominates.
+fn waterfalls(out: &mut String, suite: &SuiteResult) {
+    let waterfalls = stages::waterfalls(suite);
+    if waterfalls.is_empty() {
+        return;
+    }
+    out.push_str(r#"<h4>Where a commit's time goes</h4><p class="meta">Each stage of a commit's way to the clusters, stamped by the harness (git proxy, git server, watch events), so it works for any controller. A bar starts at the median time from the commit request to the stage it waits for and ends at the median to its own; GitRepo status and Bundles both wait for the notification. The labels give the stage's own median and p99.</p>"#);
+    for waterfall in &waterfalls {
+        let dominant = waterfall.dominant().map(|s| s.stage);
+        let spans: Vec<svg::Span> = waterfall
+            .stages
+            .iter()
+            .map(|stage| svg::Span {
+                label: format!(
+                    "{} ({}/{})",
+                    stage.stage.name(),
+                    stage.observed,
+                    stage.expected
+                ),
+                start: stage.start,
+                end: stage.end,
+                note: format!(
+                    "p50 {} · p99 {}",
+                    format_value(stage.p50, "s"),
+                    format_value(stage.p99, "s")
+                ),
+                highlight: Some(stage.stage) == dominant,
+            })
+            .collect();
+        let _ = write!(
+            out,
+            r#"<figure class="waterfall"><h5>{base}</h5>{chart}"#,
+            base = escape(&waterfall.base),
+            chart = svg::waterfall(
+                &format!("stages of {}", waterfall.base),
+                &spans,
+                "seconds from the commit request (medians)"
+            )
+        );
+        if let Some(stage) = waterfall.dominant() {
+            let _ = write!(
+                out,
+                r#"<p class="dominant">Dominant stage: <b>{name}</b> — median {p50} of {total} from the commit request to the last stage reached ({what}).</p>"#,
+                name = stage.stage.name(),
+                p50 = format_value(stage.p50, "s"),
+                total = format_value(waterfall.total(), "s"),
+                what = escape(stage.stage.description())
+            );
+        }
+        out.push_str(r#"<table><thead><tr><th>Stage</th><th>Timed from</th><th class="num">Reached</th><th class="num">p50</th><th class="num">p90</th><th class="num">p99</th><th class="num">max</th><th class="num">Since commit (p50)</th></tr></thead><tbody>"#);
+        for stage in stages::Stage::ALL {
+            let name = stages::measurement_name(&waterfall.base, stage);
+            let Some(measurement) = suite.measurements.get(&name) else {
+                continue;
+            };
+            let stat = |key: &str| {
+                measurement
+                    .stat(key)
+                    .map_or("–".to_string(), |v| format_value(v, "s"))
+            };
+            let _ = write!(
+                out,
+                r#"<tr class="{class}"><td><code>{name}</code></td><td>{from}</td><td class="num">{count}/{expected}</td><td class="num">{p50}</td><td class="num">{p90}</td><td class="num">{p99}</td><td class="num">{max}</td><td class="num">{since}</td></tr>"#,
+                class = if measurement.stat("missing").unwrap_or(0.0) > 0.0 {
+                    "fail"
+                } else {
+                    ""
+                },
+                name = escape(&name),
+                from = stage.parent().map_or("commit request", stages::Stage::name),
+                count = measurement.stat("count").unwrap_or(0.0),
+                expected = measurement.stat("expected").unwrap_or(0.0),
+                p50 = stat("p50"),
+                p90 = stat("p90"),
+                p99 = stat("p99"),
+                max = stat("max"),
+                since = measurement
+                    .breakdown
+                    .get(&format!("{}p50", stages::SINCE_COMMIT))
+                    .map_or("–".to_string(), |v| format_value(*v, "s")),
+            );
+        }
+        out.push_str("</tbody></table></figure>");
+    }
 }
 
 fn slo_table(out: &mut String, suite: &SuiteResult) {
@@ -452,7 +542,12 @@ fn measurement_charts(out: &mut String, suite: &SuiteResult, base_suite: Option<
         return;
     }
     out.push_str(r#"<h4>Measurements</h4>"#);
-    for (name, measurement) in &suite.measurements {
+    // Stages have their own waterfall and table.
+    for (name, measurement) in suite
+        .measurements
+        .iter()
+        .filter(|(name, _)| stages::split_name(name).is_none())
+    {
         let baseline_measurement = suite
             .baseline
             .as_ref()
@@ -828,6 +923,58 @@ fn cost_charts(out: &mut String, suite: &SuiteResult, base_suite: Option<&SuiteR
     out.push_str("</div>");
 }
 
+/// Per step, the writes to what a Fleet controller owns, by verb, resource and part; with a
+/// baseline, the lines that changed.
+fn ledger_table(out: &mut String, suite: &SuiteResult, base_suite: Option<&SuiteResult>) {
+    let steps: Vec<_> = suite
+        .steps
+        .iter()
+        .filter(|s| !s.ledger.is_empty())
+        .collect();
+    if steps.is_empty() {
+        return;
+    }
+    out.push_str(r#"<h4>API write ledger</h4><p class="meta">Writes to fleet.cattle.io objects, namespaces and secrets during each step, from the API server's request counters: <code>spec</code> is the object itself, <code>status</code> its status subresource. The step's own actions (creating GitRepos, labelling a Cluster, agents' status) are included.</p><table class="ledger"><thead><tr><th>Step</th><th class="num">Writes</th><th class="num">of them status</th><th>By verb and resource</th></tr></thead><tbody>"#);
+    for step in steps {
+        let lines: Vec<String> = step
+            .ledger
+            .iter()
+            .map(|line| format!("{} {}", line.key(), line.count))
+            .collect();
+        let _ = write!(
+            out,
+            r#"<tr><td><code>{label}</code></td><td class="num">{total}</td><td class="num">{status}</td><td class="meta">{lines}</td></tr>"#,
+            label = escape(&ledger::step_label(step)),
+            total = ledger::total(&step.ledger),
+            status = ledger::status_writes(&step.ledger),
+            lines = escape(&lines.join(", "))
+        );
+    }
+    out.push_str("</tbody></table>");
+    let Some(base) = base_suite else {
+        return;
+    };
+    let changes = ledger::diff(base, suite);
+    if changes.is_empty() {
+        out.push_str(r#"<p class="meta">The ledger is the same as the baseline's.</p>"#);
+        return;
+    }
+    out.push_str(r#"<table class="ledger-diff"><thead><tr><th>Step</th><th>Writes</th><th class="num">Baseline</th><th class="num">New</th><th class="num">Change</th></tr></thead><tbody>"#);
+    for change in changes {
+        let delta = change.new as i128 - change.base as i128;
+        let _ = write!(
+            out,
+            r#"<tr><td><code>{step}</code></td><td>{key}</td><td class="num">{base}</td><td class="num">{new}</td><td class="num {class}">{delta:+}</td></tr>"#,
+            step = escape(&change.step),
+            key = escape(&change.key),
+            base = change.base,
+            new = change.new,
+            class = if delta > 0 { "worse" } else { "better" },
+        );
+    }
+    out.push_str("</tbody></table>");
+}
+
 fn steps_table(out: &mut String, suite: &SuiteResult) {
     if suite.steps.is_empty() {
         return;
@@ -1066,6 +1213,67 @@ mod tests {
             label: "out/run".into(),
             results: fixtures::run(),
         }]
+    }
+
+    #[test]
+    fn commit_stages_draw_a_waterfall_that_names_the_dominant_stage() {
+        let mut results = fixtures::run();
+        results.suites[0]
+            .measurements
+            .extend(stages::fixtures::measurements(
+                "commit-to-bundle",
+                [20, 3000, 100, 40, 200, 10],
+            ));
+        let html = render(
+            &[LabelledRun {
+                label: "out/run".into(),
+                results,
+            }],
+            None,
+        );
+        assert!(html.contains("Where a commit's time goes"));
+        assert!(
+            html.contains(r#"aria-label="stages of commit-to-bundle""#),
+            "a waterfall chart"
+        );
+        assert!(
+            html.contains("Dominant stage: <b>notify</b>"),
+            "the 3 s notice dominates"
+        );
+        assert_eq!(
+            html.matches(r#"class="bar dominant""#).count(),
+            1,
+            "one bar is highlighted"
+        );
+        assert!(
+            html.contains("<code>commit-to-bundle/ready</code>"),
+            "a row per stage"
+        );
+        assert!(
+            !html.contains("<h3>commit-to-bundle/notify"),
+            "stages are not repeated as separate measurement charts"
+        );
+    }
+
+    #[test]
+    fn the_ledger_lists_each_steps_writes_and_the_change_from_a_baseline() {
+        let html = render(&one(), None);
+        assert!(html.contains("<h4>API write ledger</h4>"));
+        assert!(html.contains("PATCH bundles/status 45"), "{html}");
+        let mut newer = fixtures::run();
+        newer.suites[0].steps[0].ledger[1].count = 450;
+        let base = one().remove(0);
+        let html = render(
+            &[LabelledRun {
+                label: "new".into(),
+                results: newer,
+            }],
+            Some(&base),
+        );
+        assert!(
+            html.contains(r#"<td class="num worse">+405</td>"#),
+            "ten times the status writes"
+        );
     }
 
     #[test]

@@ -628,6 +628,26 @@ slos:
     }
 
     #[test]
+    fn an_slo_can_name_one_stage_of_a_commit() {
+        let commit = "  - commit:\n      measure: commit-to-bundle\nslos:\n  - name: notice\n    measurement: commit-to-bundle/notify\n    stat: p99\n    max: 2s\n  - name: notice-all\n    measurement: commit-to-bundle/notify\n    stat: missing\n    max: 0\n";
+        let text = VALID.replace("slos:\n", commit);
+        let suite = parse(&text).unwrap();
+        assert_eq!(suite.slos[0].measurement, "commit-to-bundle/notify");
+        let typo = text.replace("commit-to-bundle/notify", "commit-to-bundle/notified");
+        let message = parse(&typo).unwrap_err().to_string();
+        assert!(
+            message.contains("commit-to-bundle/notify"),
+            "lists the stages: {message}"
+        );
+        // Like any latency, a stage's p99 needs its `missing` guard.
+        let unguarded = text.replace(
+            "    measurement: commit-to-bundle/notify\n    stat: missing",
+            "    measurement: commit-to-bundle\n    stat: missing",
+        );
+        assert!(parse(&unguarded).is_err());
+    }
+
+    #[test]
     fn stat_must_fit_the_measurement_kind() {
         let text = VALID.replace("stat: p99", "stat: value");
         let message = parse(&text).unwrap_err().to_string();

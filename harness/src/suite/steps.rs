@@ -561,6 +561,14 @@ impl Step {
                 let mut all: Vec<_> = latency(&step.measure);
                 all.extend(latency(&step.measure_gitrepo));
                 all.extend(writes(&step.count_writes));
+                // Each stage of the commit's way to the clusters, as `<measure>/<stage>`.
+                if let Some(base) = step.measure.as_ref().or(step.measure_gitrepo.as_ref()) {
+                    all.extend(
+                        crate::stages::Stage::ALL
+                            .into_iter()
+                            .map(|stage| (crate::stages::measurement_name(base, stage), Latency)),
+                    );
+                }
                 all
             }
             Step::LabelCluster(step) => {

@@ -54,9 +54,11 @@ pub enum Command {
     Sensitivity(SensitivityArgs),
     /// Write a self-contained HTML report for one or more run directories.
     Report(ReportArgs),
-    /// Compare two runs: every SLO and headline statistic, with NEW/BASE ratios.
+    /// Compare two runs: every SLO and headline statistic, with NEW/BASE ratios; each commit
+    /// stage's median and the API write ledger's changes, step by step.
     Compare(CompareArgs),
-    /// Add runs to a report history (for nightly jobs) and regenerate its trend index.
+    /// Add runs to a report history (for nightly jobs) and regenerate its trend index, with
+    /// the runs where each SLO's figures shifted (change-points.json).
     Publish(PublishArgs),
     /// Write a run's SLO figures for a CI dashboard: github-action-benchmark, Bencher or
     /// OpenMetrics.

@@ -84,6 +84,47 @@ fn smoke_conformance_passes_and_writes_every_output() {
     for stat in ["p50", "p90", "p99", "max"] {
         assert!(commit["stats"][stat].as_f64().unwrap() > 0.0, "{stat}");
     }
+    // Where the commit's time went: every stage of every commit, to ready, and the notice
+    // came by webhook (polling is off in this suite).
+    let webhook = &by_name("batch-commit-webhook-smoke")["measurements"];
+    let stage_count = |stage: &str| {
+        webhook[format!("commit-to-bundle/{stage}")]["stats"]["count"]
+            .as_f64()
+            .unwrap_or_else(|| panic!("stage {stage} in {webhook}"))
+    };
+    for (stage, expected) in [
+        ("push", 5.0),
+        ("notify", 5.0),
+        ("gitrepo", 5.0),
+        ("bundle", 10.0),
+        ("deployment", 10.0),
+        ("applied", 10.0),
+        ("ready", 10.0),
+    ] {
+        assert_eq!(stage_count(stage), expected, "{stage}");
+        let since = &webhook[format!("commit-to-bundle/{stage}")]["breakdown"]["since commit p50"];
+        assert!(since.as_f64().unwrap() > 0.0, "{stage}: {since}");
+    }
+    assert_eq!(
+        webhook["commit-to-bundle/notify"]["breakdown"]["by webhook"], 5.0,
+        "{webhook}"
+    );
+    // The write ledger of the commit step: the controller rewrote the Bundles, and
+    // status is told apart from spec.
+    let steps = by_name("batch-commit-webhook-smoke")["steps"]
+        .as_array()
+        .unwrap();
+    let commit_step = steps.iter().find(|s| s["action"] == "commit").unwrap();
+    let ledger = commit_step["ledger"].as_array().unwrap();
+    let writes = |resource: &str, part: &str| -> u64 {
+        ledger
+            .iter()
+            .filter(|l| l["resource"] == resource && l["part"] == part)
+            .map(|l| l["count"].as_u64().unwrap())
+            .sum()
+    };
+    assert!(writes("bundles", "spec") >= 10, "{ledger:?}");
+    assert!(writes("gitrepos", "status") >= 5, "{ledger:?}");
     // Poll intervals: from the git request log, inside the band, cross-checked.
     let polls = &by_name("polling-jitter-smoke")["measurements"]["poll-interval"];
     assert!(polls["samples"].as_array().unwrap().len() >= 40, "{polls}");
@@ -108,6 +149,12 @@ fn smoke_conformance_passes_and_writes_every_output() {
         assert!(report.contains(suite["name"].as_str().unwrap()));
     }
     assert!(report.contains("Poll intervals against the [5s, 5.5s] band"));
+    assert!(
+        report.contains(r#"aria-label="stages of commit-to-bundle""#),
+        "a waterfall"
+    );
+    assert!(report.contains("Dominant stage: <b>"));
+    assert!(report.contains("<h4>API write ledger</h4>"));
     assert!(
         out.join("suites/polling-jitter-smoke/controller.log")
             .exists()

@@ -12,6 +12,7 @@
 pub mod deployments;
 pub mod index;
 pub mod options;
+pub mod orphans;
 pub mod targeting;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -28,6 +29,7 @@ use crate::store::entries::deployment_content_hash;
 use crate::store::{DeploymentEntry, Key, Store};
 
 use deployments::{Writer, desired_deployment};
+use orphans::OrphanDeleter;
 use targeting::{ClusterFacts, Targeting, groups_of};
 
 /// Fleet's default `rolloutStrategy.maxNew`.
@@ -63,6 +65,12 @@ pub enum Error {
         /// Client error.
         source: kube::Error,
     },
+    /// A batched deletion never answered (its task stopped).
+    #[error("deleting BundleDeployments in a batch: {message}")]
+    Batch {
+        /// What happened.
+        message: String,
+    },
     /// Reading a BundleDeployment failed.
     #[error("reading BundleDeployment {key}: {source}")]
     Get {
@@ -81,6 +89,8 @@ pub struct Context {
     pub status: Arc<StatusWriter>,
     /// BundleDeployment writes.
     pub writer: Writer,
+    /// Batched deletions of orphans.
+    pub orphans: Arc<OrphanDeleter>,
     /// Legacy: leave orphans to the periodic cluster pass.
     pub orphans_in_cluster_pass: bool,
     /// Bundles to re-patch unconditionally on their next reconcile (legacy requeue-all).
@@ -98,6 +108,7 @@ impl Context {
         Context {
             store,
             status,
+            orphans: OrphanDeleter::new(writer.clone()),
             writer,
             orphans_in_cluster_pass,
             repatch: Mutex::new(HashSet::new()),
@@ -295,26 +306,38 @@ async fn execute(
         .into_iter()
         .chain(paused_updates)
         .map(|(bd, rv)| WriteOp::Update(Box::new(bd), rv));
-    let deletes = plan.delete.into_iter().map(WriteOp::Delete);
-    let mut stream = futures::stream::iter(creates.chain(updates).chain(deletes))
-        .map(|op| async move {
-            match op {
-                WriteOp::Create(bd) => writer.create(*bd).await,
-                WriteOp::Update(bd, rv) => writer.replace(*bd, rv).await,
-                WriteOp::Delete(entry) => writer.delete(&entry).await,
-            }
-        })
-        .buffer_unordered(WRITE_CONCURRENCY);
-    while let Some(result) = stream.next().await {
-        results.push(result);
-    }
+    let writes = async {
+        let mut stream = futures::stream::iter(creates.chain(updates))
+            .map(|op| async move {
+                match op {
+                    WriteOp::Create(bd) => writer.create(*bd).await,
+                    WriteOp::Update(bd, rv) => writer.replace(*bd, rv).await,
+                }
+            })
+            .buffer_unordered(WRITE_CONCURRENCY);
+        let mut results = Vec::new();
+        while let Some(result) = stream.next().await {
+            results.push(result);
+        }
+        results
+    };
+    // Deletions share one call per cluster namespace with other reconciles' (orphans.rs).
+    let deletes = async {
+        if plan.delete.is_empty() {
+            Vec::new()
+        } else {
+            ctx.orphans.delete(plan.delete).await
+        }
+    };
+    let (written, deleted) = futures::join!(writes, deletes);
+    results.extend(written);
+    results.extend(deleted);
     results.into_iter().collect()
 }
 
 enum WriteOp {
     Create(Box<BundleDeployment>),
     Update(Box<BundleDeployment>, String),
-    Delete(Arc<DeploymentEntry>),
 }
 
 /// Retries with per-key exponential backoff (conflicts resolve once the cache catches up).

@@ -1,6 +1,6 @@
 //! Bad input ends with a clear message and a non-zero exit, and whatever ran is kept.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

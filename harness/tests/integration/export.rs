@@ -5,7 +5,7 @@
 //! small run with every kind of SLO (seconds, counts, writes, a ratio, a `>=` SLO, a damaged
 //! measurement, one never measured), so a change of shape shows in review.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

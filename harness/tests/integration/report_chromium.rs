@@ -7,7 +7,7 @@
 //! to nothing and the proxy points at a closed port, so even a missed request could not
 //! reach anything. Skipped, with a message, where Chromium is not installed.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

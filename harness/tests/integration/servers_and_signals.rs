@@ -1,7 +1,7 @@
 //! `fleetbench apiserver` and `fleetbench gitserver` serve until interrupted; a run
 //! interrupted with Ctrl-C stops cleanly and keeps what it measured.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};

@@ -3,7 +3,7 @@
 //! requests, and secrets on disk. Each case asserts what a client sees and that nothing
 //! was stored or broken by it.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

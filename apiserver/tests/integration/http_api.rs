@@ -1,7 +1,7 @@
 //! Raw HTTP against the server: bad input gets the right 4xx `Status` and changes
 //! nothing; authentication; metrics; fault injection over HTTP; discovery documents.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -1,7 +1,7 @@
 //! kube-rs against the embedded server: CRUD, conflicts, status and generation, watches
 //! across cuts and 410s, a Controller, garbage collection, namespaces, selectors, paging.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

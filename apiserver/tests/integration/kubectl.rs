@@ -4,7 +4,7 @@
 //! kubectl is found on `PATH`; versioned binaries (`kubectl.1.27` ... `kubectl.1.33`) are
 //! looked for beside it. Without kubectl the tests print why and pass.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

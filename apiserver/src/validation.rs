@@ -834,7 +834,11 @@ pub fn validate_object_meta(meta: &Value, namespaced: bool, rule: NameRule) -> V
     let name = string_field(&mut errs, "name");
     let namespace = string_field(&mut errs, "namespace");
     errs.extend(validate_generate_name(&generate_name, rule));
-    errs.extend(validate_name(&name, rule));
+    // A create with only a generateName gets its name after admission (a prefix that
+    // passes its check plus five lowercase alphanumerics is a valid name).
+    if !(name.is_empty() && !generate_name.is_empty()) {
+        errs.extend(validate_name(&name, rule));
+    }
     if namespaced {
         errs.extend(validate_namespace_name(&namespace));
     } else if !namespace.is_empty() {

@@ -748,3 +748,35 @@ async fn malformed_objects_never_break_the_server() {
     assert!((400..500).contains(&code));
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn generate_name_creates_distinct_names_and_a_bad_prefix_is_refused() {
+    let server = server(Config::default()).await;
+    let mut names = std::collections::BTreeSet::new();
+    for _ in 0..3 {
+        let (code, created) = post_json(
+            &server,
+            CONFIGMAPS,
+            &json!({"metadata": {"generateName": "job-"}}),
+        )
+        .await;
+        assert_eq!(code, 201, "{created}");
+        let name = created["metadata"]["name"].as_str().unwrap().to_string();
+        assert!(
+            name.starts_with("job-") && name.len() == "job-".len() + 5,
+            "{name}"
+        );
+        names.insert(name);
+    }
+    assert_eq!(names.len(), 3, "{names:?}");
+    let (code, body) = post_json(
+        &server,
+        CONFIGMAPS,
+        &json!({"metadata": {"generateName": "Bad_"}}),
+    )
+    .await;
+    assert_status(code, &body, 422, "Invalid");
+    let (code, body) = post_json(&server, CONFIGMAPS, &json!({"metadata": {}})).await;
+    assert_status(code, &body, 422, "Invalid");
+    assert_eq!(count(&server, CONFIGMAPS).await, 3);
+}

@@ -1353,14 +1353,21 @@ mod tests {
             fields,
             [
                 "metadata.generateName",
-                "metadata.name",
                 "metadata.namespace",
                 "metadata.generation",
                 "metadata.labels.k",
                 "metadata.annotations"
-            ]
+            ],
+            "a generateName stands in for the name: its prefix is what is wrong"
         );
-        assert_eq!(errs[4].reason, CauseReason::FieldValueTypeInvalid);
+        assert_eq!(errs[3].reason, CauseReason::FieldValueTypeInvalid);
+        let nameless = validate_object_meta(
+            &json!({"namespace": "default"}),
+            true,
+            NameRule::Dns1123Subdomain,
+        );
+        assert_eq!(nameless.len(), 1);
+        assert_eq!(nameless[0].field, "metadata.name");
         assert_eq!(
             validate_object_meta(&json!("x"), true, NameRule::Dns1123Subdomain)[0].reason,
             CauseReason::FieldValueTypeInvalid

@@ -3,7 +3,7 @@
 //! orphans, single DELETEs where it cannot, and single DELETEs again when the server fails
 //! the collection call.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

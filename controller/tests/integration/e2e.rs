@@ -1,6 +1,6 @@
 //! End to end: the controller in-process against the embedded apiserver and git server.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -1,6 +1,6 @@
 //! The legacy switches change exactly the behaviour they name, next to the current one.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

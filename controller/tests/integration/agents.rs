@@ -1,7 +1,7 @@
 //! The apply agent (in the controller and standalone) against a second, downstream apiserver;
 //! the simulated agent's failures; private repositories with basic-auth credentials.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

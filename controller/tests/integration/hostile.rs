@@ -2,7 +2,7 @@
 //! condition that names the field (or file) and the problem, and none reaches the
 //! controller's disk, the git server at a high rate, or the API half-written.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

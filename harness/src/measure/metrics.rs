@@ -75,7 +75,13 @@ impl ServerTotals {
         for line in text.lines() {
             let line = line.trim();
             if line.starts_with('#') {
-                if line.contains(REQUEST_TOTAL) {
+                // `# TYPE <family> counter`: kube-apiserver names the family with its
+                // `_total`, OpenMetrics encoders without it. A server that has served
+                // nothing yet has the family and no series.
+                let family = line.split_whitespace().nth(2);
+                if family.is_some_and(|f| {
+                    f == REQUEST_TOTAL || Some(f) == REQUEST_TOTAL.strip_suffix("_total")
+                }) {
                     seen_family = true;
                 }
                 continue;
@@ -394,6 +400,15 @@ apiserver_request_total{verb="CREATE",group="",resource="secrets",subresource=""
             Err(MetricsError::NoRequestTotals)
         ));
         assert!(RequestTotals::parse("# TYPE apiserver_request_total counter\n").is_ok());
+        let fresh = RequestTotals::parse(
+            "# HELP apiserver_request Counter of apiserver requests.\n# TYPE apiserver_request counter\n",
+        )
+        .expect("an OpenMetrics family without series is a server that has served nothing yet");
+        assert!(fresh.since(&RequestTotals::default()).is_empty());
+        assert!(matches!(
+            RequestTotals::parse("# HELP apiserver_request_duration_seconds x\n"),
+            Err(MetricsError::NoRequestTotals)
+        ));
     }
 
     #[test]

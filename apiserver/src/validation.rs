@@ -836,7 +836,7 @@ pub fn validate_object_meta(meta: &Value, namespaced: bool, rule: NameRule) -> V
     errs.extend(validate_generate_name(&generate_name, rule));
     // A create with only a generateName gets its name after admission (a prefix that
     // passes its check plus five lowercase alphanumerics is a valid name).
-    if !(name.is_empty() && !generate_name.is_empty()) {
+    if !name.is_empty() || generate_name.is_empty() {
         errs.extend(validate_name(&name, rule));
     }
     if namespaced {

@@ -278,6 +278,28 @@ mod tests {
         subresource: None,
     };
 
+    /// Waits for 3 quiet seconds from no writes before, at most `bound_s`.
+    async fn wait<S, F>(
+        source: S,
+        counted: Counted<'_>,
+        bound_s: u64,
+    ) -> Result<QuietEnd, StepError>
+    where
+        S: FnMut() -> F,
+        F: Future<Output = Result<RequestTotals, StepError>>,
+    {
+        quiet_loop(
+            source,
+            &totals(0),
+            counted,
+            Duration::from_secs(3),
+            Instant::now() + Duration::from_secs(bound_s),
+            &CancellationToken::new(),
+            |_| {},
+        )
+        .await
+    }
+
     #[tokio::test(start_paused = true)]
     async fn writes_deferred_past_a_fixed_window_are_still_charged() {
         // Writes trickle in with gaps shorter than the quiet period, the last at 7 s: a
@@ -288,17 +310,7 @@ mod tests {
             5000..7000 => 30,
             _ => 40,
         });
-        let end = quiet_loop(
-            source,
-            &totals(0),
-            EVERY_WRITE,
-            Duration::from_secs(3),
-            Instant::now() + Duration::from_secs(60),
-            &CancellationToken::new(),
-            |_| {},
-        )
-        .await
-        .unwrap();
+        let end = wait(source, EVERY_WRITE, 60).await.unwrap();
         assert!(end.went_quiet);
         assert_eq!(end.writes, 40, "leases are noise and not counted");
     }
@@ -308,17 +320,7 @@ mod tests {
         // A write every 2 s for 20 s never leaves 3 quiet seconds until it stops.
         let (source, scrapes) = scripted(|t| t.as_secs().min(20) / 2);
         let started = tokio::time::Instant::now();
-        let end = quiet_loop(
-            source,
-            &totals(0),
-            EVERY_WRITE,
-            Duration::from_secs(3),
-            Instant::now() + Duration::from_secs(60),
-            &CancellationToken::new(),
-            |_| {},
-        )
-        .await
-        .unwrap();
+        let end = wait(source, EVERY_WRITE, 60).await.unwrap();
         assert!(end.went_quiet);
         assert_eq!(end.writes, 10);
         assert!(
@@ -333,17 +335,7 @@ mod tests {
     async fn a_controller_that_never_stops_ends_on_the_bound_and_says_so() {
         let (source, _) = scripted(|t| t.as_millis() as u64 / 400);
         let started = tokio::time::Instant::now();
-        let end = quiet_loop(
-            source,
-            &totals(0),
-            EVERY_WRITE,
-            Duration::from_secs(3),
-            Instant::now() + Duration::from_secs(10),
-            &CancellationToken::new(),
-            |_| {},
-        )
-        .await
-        .unwrap();
+        let end = wait(source, EVERY_WRITE, 10).await.unwrap();
         assert!(!end.went_quiet);
         assert!(end.writes >= 20, "{}", end.writes);
         assert!(started.elapsed() < Duration::from_secs(11));
@@ -354,17 +346,13 @@ mod tests {
         // Bundle status writes go on; a wait counting GitRepos only goes quiet at once.
         let (source, _) = scripted(|t| t.as_millis() as u64 / 400);
         let gitrepos = ["gitrepos".to_string()];
-        let end = quiet_loop(
+        let end = wait(
             source,
-            &totals(0),
             Counted {
                 resources: &gitrepos,
                 subresource: Some("status"),
             },
-            Duration::from_secs(3),
-            Instant::now() + Duration::from_secs(60),
-            &CancellationToken::new(),
-            |_| {},
+            60,
         )
         .await
         .unwrap();
@@ -385,17 +373,7 @@ mod tests {
                 ))
             })
         };
-        let error = quiet_loop(
-            source,
-            &totals(0),
-            EVERY_WRITE,
-            Duration::from_secs(3),
-            Instant::now() + Duration::from_secs(60),
-            &CancellationToken::new(),
-            |_| {},
-        )
-        .await
-        .unwrap_err();
+        let error = wait(source, EVERY_WRITE, 60).await.unwrap_err();
         assert!(error.to_string().contains("connection refused"), "{error}");
     }
 }

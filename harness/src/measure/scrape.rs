@@ -67,7 +67,12 @@ impl RequestScraper {
                 tracing::debug!(%error, "no API server replicas listed; scraping the cluster URL");
                 Vec::new()
             }
-            Err(_) => Vec::new(),
+            Err(_) => {
+                tracing::warn!(
+                    "the kubernetes Endpoints did not answer within {DISCOVERY_TIMEOUT:?}; scraping the cluster URL as one API server"
+                );
+                Vec::new()
+            }
         };
         if replicas.len() < 2 {
             return RequestScraper::through(client);
@@ -130,14 +135,13 @@ impl RequestScraper {
         .await;
         let mut totals = RequestTotals::default();
         for (target, reading) in self.targets.iter().zip(readings) {
-            let reading = reading.map_err(|error| match (&error, target.address.is_empty()) {
-                (_, true) => error,
-                (MetricsError::Scrape(reason), false) => {
+            // Name the replica; a replica's page without counters is not an error
+            // (`scrape_replica`), so only failed requests need it.
+            let reading = reading.map_err(|error| match error {
+                MetricsError::Scrape(reason) if !target.address.is_empty() => {
                     MetricsError::Scrape(format!("replica {}: {reason}", target.address))
                 }
-                (MetricsError::NoRequestTotals, false) => {
-                    MetricsError::Scrape(format!("replica {}: no request counters", target.address))
-                }
+                other => other,
             })?;
             totals.servers.insert(target.address.clone(), reading);
         }

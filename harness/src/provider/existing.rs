@@ -512,11 +512,18 @@ users:
         assert!(!format!("{forge:?}").contains("s3cret"));
     }
 
-    /// A workspace on a cluster the harness did not make, with one GitRepo of suite `s`.
-    async fn workspace_with_a_gitrepo(
-        api: &apiserver::RunningApiServer,
-        dir: &Path,
-    ) -> Box<dyn Environment> {
+    /// A workspace on a cluster the harness did not make (an embedded API server, returned
+    /// with the directory it lives in), with one GitRepo of suite `s`.
+    async fn workspace_with_a_gitrepo() -> (
+        apiserver::RunningApiServer,
+        tempfile::TempDir,
+        Box<dyn Environment>,
+    ) {
+        let api = apiserver::ApiServer::start(apiserver::Config::default())
+            .await
+            .unwrap();
+        let tempdir = tempfile::tempdir().unwrap();
+        let dir = tempdir.path();
         let kubeconfig = dir.join("kubeconfig");
         api.write_kubeconfig(&kubeconfig).unwrap();
         let environment = ExistingProvider::new(kubeconfig, None, None)
@@ -546,21 +553,21 @@ users:
         let namespace =
             serde_json::from_value(serde_json::json!({"metadata": {"name": "fleet-local"}}))
                 .unwrap();
-        let _ = namespaces.create(&Default::default(), &namespace).await;
+        match namespaces.create(&Default::default(), &namespace).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(status)) if status.code == 409 => {}
+            Err(error) => panic!("creating namespace fleet-local: {error}"),
+        }
         Api::<GitRepo>::namespaced(client, "fleet-local")
             .create(&Default::default(), &gitrepo)
             .await
             .unwrap();
-        environment
+        (api, tempdir, environment)
     }
 
     #[tokio::test]
     async fn teardown_removes_the_suites_objects() {
-        let api = apiserver::ApiServer::start(apiserver::Config::default())
-            .await
-            .unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let environment = workspace_with_a_gitrepo(&api, dir.path()).await;
+        let (api, _dir, environment) = workspace_with_a_gitrepo().await;
         environment.teardown().await.unwrap();
         let client = kube_client(&api.kubeconfig_yaml(), "test").await.unwrap();
         assert!(
@@ -575,11 +582,7 @@ users:
 
     #[tokio::test]
     async fn a_list_that_fails_during_teardown_is_a_problem_not_a_clean_workspace() {
-        let api = apiserver::ApiServer::start(apiserver::Config::default())
-            .await
-            .unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let environment = workspace_with_a_gitrepo(&api, dir.path()).await;
+        let (api, _dir, environment) = workspace_with_a_gitrepo().await;
         api.faults().set(apiserver::FaultConfig {
             errors: vec![apiserver::ErrorRule {
                 verb: Some("LIST".into()),

@@ -19,8 +19,8 @@ use crate::measure::resources::ResourceSampler;
 use crate::measure::scrape::RequestScraper;
 use crate::provider::{self, EnvironmentSpec, Provider, RunningController};
 use crate::results::{
-    BaselineResult, ControllerInfo, EXTERNAL_SETTINGS, Measurement, ResourceUsage, RunResults,
-    SCHEMA_VERSION, Settings, StepResult, SuiteResult, SuiteStatus, profile_label,
+    ApiRequestCount, BaselineResult, ControllerInfo, EXTERNAL_SETTINGS, Measurement, ResourceUsage,
+    RunResults, SCHEMA_VERSION, Settings, StepResult, SuiteResult, SuiteStatus, profile_label,
 };
 use crate::steps::{self, Context, StepError, World};
 use crate::suite::{LegacySwitch, Profile, Suite};
@@ -278,7 +278,7 @@ fn scratch_root() -> PathBuf {
 struct Pass {
     measurements: BTreeMap<String, Measurement>,
     steps: Vec<StepResult>,
-    api_requests: Vec<crate::results::ApiRequestCount>,
+    api_requests: Vec<ApiRequestCount>,
     resources: Option<ResourceUsage>,
     controller_metrics: BTreeMap<String, f64>,
     error: Option<String>,
@@ -749,11 +749,9 @@ async fn run_in_environment(
             let watch_errors_before = recorder.errors().len();
             let outcome = steps::run(&mut context, index, step).await;
             let after = scraper.scrape().await;
-            let (api_writes, mut step_problems) = step_writes(&before, &after, scraper.problem());
-            let ledger = match (&before, &after) {
-                (Ok(before), Ok(after)) => crate::ledger::of(&after.since(before)),
-                _ => Vec::new(),
-            };
+            let (requests, mut step_problems) = step_writes(&before, &after, scraper.problem());
+            let api_writes = writes_by_target_and_verb(&requests);
+            let ledger = crate::ledger::of(&requests);
             let watch_errors = recorder.errors();
             if watch_errors.len() > watch_errors_before {
                 step_problems.push(format!(
@@ -860,16 +858,16 @@ async fn run_in_environment(
     outcome
 }
 
-/// A step's API writes from the scrapes around it, and what makes them unknown or short
+/// A step's API requests from the scrapes around it, and what makes them unknown or short
 /// (a failed scrape, a restarted API server, replicas read through a load balancer): every
 /// such problem is recorded with the step, and damages the step's measurements.
 fn step_writes(
     before: &Result<RequestTotals, MetricsError>,
     after: &Result<RequestTotals, MetricsError>,
     scraper_problem: Option<&str>,
-) -> (BTreeMap<String, f64>, Vec<String>) {
+) -> (Vec<ApiRequestCount>, Vec<String>) {
     let mut problems: Vec<String> = scraper_problem.map(str::to_string).into_iter().collect();
-    let writes = match (before, after) {
+    let requests = match (before, after) {
         (Ok(before), Ok(after)) => {
             problems.extend(
                 after
@@ -877,22 +875,22 @@ fn step_writes(
                     .into_iter()
                     .map(|problem| format!("the step's API writes are short: {problem}")),
             );
-            writes_by_target_and_verb(&after.since(before))
+            after.since(before)
         }
         (Err(error), _) => {
             problems.push(format!(
                 "the step's API writes are unknown: the API server's metrics could not be read before it ({error})"
             ));
-            BTreeMap::new()
+            Vec::new()
         }
         (_, Err(error)) => {
             problems.push(format!(
                 "the step's API writes are unknown: the API server's metrics could not be read after it ({error})"
             ));
-            BTreeMap::new()
+            Vec::new()
         }
     };
-    (writes, problems)
+    (requests, problems)
 }
 
 /// The controller's floor on polling intervals (Fleet's 15s default), which the bundled
@@ -1086,8 +1084,11 @@ mod tests {
 
     #[test]
     fn a_steps_writes_come_from_the_scrapes_around_it() {
-        let (writes, problems) = step_writes(&totals(10), &totals(25), None);
-        assert_eq!(writes["bundles/status PATCH"], 15.0);
+        let (requests, problems) = step_writes(&totals(10), &totals(25), None);
+        assert_eq!(
+            writes_by_target_and_verb(&requests)["bundles/status PATCH"],
+            15.0
+        );
         assert!(problems.is_empty(), "{problems:?}");
     }
 
@@ -1098,8 +1099,8 @@ mod tests {
             (failed(), totals(3), "before it"),
             (totals(3), failed(), "after it"),
         ] {
-            let (writes, problems) = step_writes(&before, &after, None);
-            assert!(writes.is_empty());
+            let (requests, problems) = step_writes(&before, &after, None);
+            assert!(requests.is_empty());
             assert_eq!(problems.len(), 1, "{problems:?}");
             assert!(problems[0].contains("unknown"), "{problems:?}");
             assert!(problems[0].contains(when), "{problems:?}");
@@ -1108,9 +1109,10 @@ mod tests {
 
     #[test]
     fn a_restart_or_a_load_balancer_damages_the_steps_writes() {
-        let (writes, problems) = step_writes(&totals(25), &totals(4), None);
+        let (requests, problems) = step_writes(&totals(25), &totals(4), None);
         assert_eq!(
-            writes["bundles/status PATCH"], 4.0,
+            writes_by_target_and_verb(&requests)["bundles/status PATCH"],
+            4.0,
             "counted from the restart"
         );
         assert!(

@@ -46,7 +46,7 @@ pub async fn create_clusters(
         if labelled {
             object_labels.extend(spec.labels.clone());
         }
-        // Providers with real downstream clusters create one here (issue 6); with the
+        // Providers with real downstream clusters create one here; with the
         // simulated agent there is none.
         let downstream = ctx
             .environment

@@ -667,8 +667,8 @@ async fn run_in_environment(
                 pass.fatal = !cancel.is_cancelled();
                 e.to_string()
             })?;
-        if let Some(pid) = started.pid() {
-            sampler = Some(ResourceSampler::start(pid, origin, SAMPLE_EVERY));
+        if let Some(source) = started.resources() {
+            sampler = Some(ResourceSampler::start(source, origin, SAMPLE_EVERY));
         }
         *controller = Some(started);
     }

@@ -100,6 +100,17 @@ fn smoke_suites_pass_on_the_docker_provider_and_leave_nothing_behind() {
     );
     for suite in suites {
         assert_eq!(suite["status"], "passed", "{suite}");
+        // The controller's container is sampled through the engine's stats API.
+        let resources = &suite["resources"];
+        let name = &suite["name"];
+        assert!(
+            resources["peak_rss_bytes"].as_u64().unwrap_or(0) > 1_000_000,
+            "{name}: controller memory sampled: {resources}"
+        );
+        assert!(
+            resources["cpu_seconds"].as_f64().unwrap_or(0.0) > 0.0,
+            "{name}: controller CPU sampled: {resources}"
+        );
     }
     let partition = suites
         .iter()

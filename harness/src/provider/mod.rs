@@ -27,6 +27,7 @@ pub use fault::Fault;
 
 use crate::cli::{EnvironmentArgs, ProviderKind};
 use crate::controller::{ControllerError, ControllerLaunch, LocalController};
+use crate::measure::resources::ResourceSource;
 
 /// Label put on every object the harness creates (so `existing` clusters can be cleaned).
 pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
@@ -177,8 +178,8 @@ pub struct DownstreamCluster {
 /// A controller running somewhere, as the suite sees it.
 #[async_trait]
 pub trait RunningController: Send {
-    /// Local process id, when CPU/RSS can be sampled from this machine.
-    fn pid(&self) -> Option<u32>;
+    /// Where its CPU time and memory can be read, when they can be.
+    fn resources(&self) -> Option<ResourceSource>;
     /// Where `/metrics` and `/webhook` are served (as the harness reaches it).
     fn address(&self) -> SocketAddr;
     /// The webhook URL as the git server reaches it.
@@ -193,8 +194,8 @@ pub trait RunningController: Send {
 
 #[async_trait]
 impl RunningController for LocalController {
-    fn pid(&self) -> Option<u32> {
-        Some(LocalController::pid(self))
+    fn resources(&self) -> Option<ResourceSource> {
+        Some(ResourceSource::Process(LocalController::pid(self)))
     }
 
     fn address(&self) -> SocketAddr {

@@ -23,6 +23,7 @@ use super::environment::{DockerEnvironment, DockerSettings};
 use super::kubeconfig;
 use super::run::{ClusterName, Role};
 use crate::controller::{ControllerError, ControllerLaunch};
+use crate::measure::resources::ResourceSource;
 use crate::provider::{
     DownstreamCluster, Endpoints, Environment, EnvironmentSpec, Fault, Provider, ProviderError,
     ProxyPlacement, RunningController,
@@ -221,20 +222,22 @@ impl Environment for DockerEnv {
                 .await?;
             let started = (controller.host_address, controller.webhook_url());
             let container = environment.run().container_name(&Role::Controller);
-            let host_pid = host_pid(environment.engine(), &container).await;
             Ok::<_, ProviderError>((
                 started.0,
                 started.1,
                 container,
                 environment.engine().docker.clone(),
-                host_pid,
             ))
         };
-        let (address, webhook_url, container, docker, host_pid) = tokio::select! {
+        let (address, webhook_url, container, docker) = tokio::select! {
             started = started => started?,
             () = cancel.cancelled() => return Err(ControllerError::Cancelled.into()),
         };
         let died = Arc::new(parking_lot::Mutex::new(None));
+        let resources = ResourceSource::Container {
+            docker: docker.clone(),
+            container: container.clone(),
+        };
         let watcher = tokio::spawn(watch_controller(
             docker,
             container,
@@ -248,7 +251,7 @@ impl Environment for DockerEnv {
             log,
             died,
             watcher,
-            host_pid,
+            resources,
         }))
     }
 
@@ -325,23 +328,6 @@ impl Environment for DockerEnv {
     }
 }
 
-/// The process id, on this machine, of `container`'s main process, when the engine runs on
-/// this machine (a Unix socket): a container is a process here, so its CPU and memory are
-/// sampled from the process table exactly as the embedded provider's controller is. A
-/// remote engine's processes are not ours to read: then `None`, and nothing is sampled.
-async fn host_pid(engine: &super::engine::Engine, container: &str) -> Option<u32> {
-    if !engine.info.host.starts_with("unix://") {
-        return None;
-    }
-    let inspected = engine
-        .docker
-        .inspect_container(container, None)
-        .await
-        .ok()?;
-    let pid = inspected.state?.pid?;
-    u32::try_from(pid).ok().filter(|pid| *pid > 0)
-}
-
 /// Marks the controller dead when its container stops without a `stop_controller` fault.
 async fn watch_controller(
     docker: bollard::Docker,
@@ -374,15 +360,15 @@ struct DockerController {
     log: PathBuf,
     died: Arc<parking_lot::Mutex<Option<String>>>,
     watcher: tokio::task::JoinHandle<()>,
-    /// Its main process on this machine (local engines only), for CPU and RSS sampling.
-    /// A restart gives the container a new process, which is then no longer followed.
-    host_pid: Option<u32>,
+    /// Its container, sampled through the engine (so remote engines and restarts are
+    /// followed too).
+    resources: ResourceSource,
 }
 
 #[async_trait]
 impl RunningController for DockerController {
-    fn pid(&self) -> Option<u32> {
-        self.host_pid
+    fn resources(&self) -> Option<ResourceSource> {
+        Some(self.resources.clone())
     }
 
     fn address(&self) -> std::net::SocketAddr {

@@ -9,6 +9,11 @@
 //! token for token, including their error messages, and keeps matching allocation-free so
 //! a list can filter thousands of objects cheaply.
 //!
+//! The controller compiles the typed `metav1.LabelSelector`s of its targets with its own
+//! `controller/src/selector.rs`: its errors go into GitRepo conditions and its compiled form
+//! feeds the targeting index, so it shares this module's semantics but not its grammar,
+//! its error texts or its JSON input.
+//!
 //! Known differences from kube-apiserver: requirements with the same key keep their
 //! written order when sorted (Go's sort is not stable, so its printed order may differ);
 //! error texts embedding Go field errors (`<nil>: Invalid value: ...`) follow Go's

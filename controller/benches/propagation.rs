@@ -20,10 +20,8 @@ use std::time::{Duration, Instant};
 
 use apiserver::{ApiServer, RunningApiServer};
 use criterion::{Criterion, criterion_group, criterion_main};
+use fleet_api::{Bundle, BundleSpec, BundleTarget, Cluster, ClusterSpec, GitTarget, labels};
 use fleet_controller::Controller;
-use fleet_controller::api::{
-    Bundle, BundleSpec, BundleTarget, Cluster, ClusterSpec, GitTarget, labels,
-};
 use fleet_controller::config::{AgentMode, Config};
 use futures::StreamExt as _;
 use k8s_openapi::api::core::v1::Namespace;
@@ -57,7 +55,7 @@ fn bundle(i: usize) -> Bundle {
         BundleSpec {
             targets: vec![BundleTarget::from(target.clone())],
             target_restrictions: vec![target],
-            resources: vec![fleet_controller::api::BundleResource {
+            resources: vec![fleet_api::BundleResource {
                 name: Some("path/configmap.yaml".into()),
                 content: Some(format!(
                     "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {repo}-{i}\ndata:\n  revision: \"0\"\n"
@@ -112,9 +110,7 @@ async fn setup() -> Setup {
         .await
         .expect("apiserver starts");
     let client = kube::Client::try_from(kube::Config::new(api.url().parse().unwrap())).unwrap();
-    fleet_controller::controller::install_crds(&client)
-        .await
-        .unwrap();
+    fleet_api::install_crds(&client).await.unwrap();
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let ns: Namespace =
         serde_json::from_value(serde_json::json!({"metadata": {"name": NS}})).unwrap();
@@ -285,7 +281,7 @@ fn propagation(c: &mut Criterion) {
             setup.client.clone(),
             Config {
                 agent: AgentMode::None,
-                legacy: fleet_controller::Profile::FleetV010.switches(),
+                legacy: fleet_api::Profile::FleetV010.switches(),
                 ..Config::default()
             },
         )

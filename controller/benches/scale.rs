@@ -23,10 +23,8 @@ use std::time::{Duration, Instant};
 
 use apiserver::{ApiServer, RunningApiServer};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use fleet_api::{Bundle, BundleSpec, BundleTarget, Cluster, ClusterSpec, GitTarget, labels};
 use fleet_controller::Controller;
-use fleet_controller::api::{
-    Bundle, BundleSpec, BundleTarget, Cluster, ClusterSpec, GitTarget, labels,
-};
 use fleet_controller::config::{AgentMode, Config};
 use futures::StreamExt as _;
 use k8s_openapi::api::core::v1::Namespace;
@@ -76,7 +74,7 @@ fn bundle(i: usize) -> Bundle {
         BundleSpec {
             targets: vec![BundleTarget::from(target.clone())],
             target_restrictions: vec![target],
-            resources: vec![fleet_controller::api::BundleResource {
+            resources: vec![fleet_api::BundleResource {
                 name: Some("path/configmap.yaml".into()),
                 content: Some(format!(
                     "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {repo}-{i}\n"
@@ -106,9 +104,7 @@ impl Setup {
             .await
             .expect("apiserver starts");
         let client = kube::Client::try_from(kube::Config::new(api.url().parse().unwrap())).unwrap();
-        fleet_controller::controller::install_crds(&client)
-            .await
-            .unwrap();
+        fleet_api::install_crds(&client).await.unwrap();
         let ns: Namespace =
             serde_json::from_value(serde_json::json!({"metadata": {"name": NS}})).unwrap();
         Api::<Namespace>::all(client.clone())

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use fleet_controller::api::{
+use fleet_api::{
     Bundle, BundleSpec, BundleTarget, Cluster, ClusterGroup, ClusterGroupSpec, ClusterSpec,
     ClusterStatus, GitTarget, labels,
 };
@@ -92,7 +92,7 @@ fn bundle(i: usize, selector_key: Option<&str>) -> Bundle {
         targets.push(BundleTarget {
             name: Some("eu".into()),
             cluster_selector: selector("region", "r1".into()),
-            options: fleet_controller::api::BundleDeploymentOptions {
+            options: fleet_api::BundleDeploymentOptions {
                 namespace: Some("eu".into()),
                 ..Default::default()
             },
@@ -105,7 +105,7 @@ fn bundle(i: usize, selector_key: Option<&str>) -> Bundle {
         BundleSpec {
             targets,
             target_restrictions: vec![target],
-            resources: vec![fleet_controller::api::BundleResource {
+            resources: vec![fleet_api::BundleResource {
                 name: Some("configmap.yaml".into()),
                 content: Some(format!(
                     "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-{i}\n"

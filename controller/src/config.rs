@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::profile::{LegacySwitch, LegacySwitches};
+use fleet_api::{LegacySwitch, LegacySwitches};
 
 /// Which agent runs inside the controller process.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -99,15 +99,15 @@ impl FromStr for DelayRange {
         match s.split_once("..") {
             Some((min, max)) => {
                 let range = DelayRange {
-                    min: parse_go_duration(min.trim())?,
-                    max: parse_go_duration(max.trim())?,
+                    min: duration(min.trim())?,
+                    max: duration(max.trim())?,
                 };
                 if range.max < range.min {
                     return Err(Error::EmptyRange(s.to_owned()));
                 }
                 Ok(range)
             }
-            None => Ok(DelayRange::fixed(parse_go_duration(s.trim())?)),
+            None => Ok(DelayRange::fixed(duration(s.trim())?)),
         }
     }
 }
@@ -188,45 +188,9 @@ impl Config {
     }
 }
 
-/// Parses a Go duration string (`time.ParseDuration`): `15s`, `1m30s`, `1.5h`, `250ms`, `0`.
-///
-/// GitRepo's `pollingInterval` and Fleet's env vars use this format.
-pub fn parse_go_duration(input: &str) -> Result<Duration, Error> {
-    let bad = || Error::BadDuration(input.to_owned());
-    let mut rest = input.trim();
-    if rest.is_empty() || rest.starts_with('-') {
-        return Err(bad());
-    }
-    rest = rest.strip_prefix('+').unwrap_or(rest);
-    if rest == "0" {
-        return Ok(Duration::ZERO);
-    }
-    let mut total = 0f64;
-    while !rest.is_empty() {
-        let number_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(bad)?;
-        if number_len == 0 {
-            return Err(bad());
-        }
-        let value: f64 = rest[..number_len].parse().map_err(|_| bad())?;
-        rest = &rest[number_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let seconds_per_unit = match &rest[..unit_len] {
-            "ns" => 1e-9,
-            "us" | "µs" | "μs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return Err(bad()),
-        };
-        total += value * seconds_per_unit;
-        rest = &rest[unit_len..];
-    }
-    Duration::try_from_secs_f64(total).map_err(|_| bad())
+/// A Go duration ([`fleet_api::duration::parse`]) as a configuration value.
+fn duration(text: &str) -> Result<Duration, Error> {
+    fleet_api::duration::parse(text).map_err(|_| Error::BadDuration(text.to_owned()))
 }
 
 /// A configuration value that does not parse.
@@ -246,26 +210,6 @@ pub enum Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn go_durations_parse_like_time_parse_duration() {
-        let cases = [
-            ("15s", Duration::from_secs(15)),
-            ("1m", Duration::from_secs(60)),
-            ("1m30s", Duration::from_secs(90)),
-            ("1.5h", Duration::from_secs(5400)),
-            ("250ms", Duration::from_millis(250)),
-            ("2h", Duration::from_secs(7200)),
-            ("10us", Duration::from_micros(10)),
-            ("0", Duration::ZERO),
-        ];
-        for (text, want) in cases {
-            assert_eq!(parse_go_duration(text), Ok(want), "{text}");
-        }
-        for bad in ["", "15", "s", "-1s", "1x", "1m-2s", "1..2s"] {
-            assert!(parse_go_duration(bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn delay_ranges_parse_and_samples_stay_within_bounds() {

@@ -7,38 +7,31 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{ListParams, PostParams};
+use kube::api::ListParams;
 use kube::{Api, Client};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::agent::{apply, simulated};
-use crate::api::{self, GitRepo, labels};
 use crate::bundle::deployments::Writer;
 use crate::config::{AgentMode, Config};
 use crate::dispatch::Dispatcher;
 use crate::gitrepo::poll::Scheduler;
-use crate::kubeutil::{is_already_exists, is_not_found};
 use crate::metrics::Metrics;
-use crate::profile::LegacySwitch;
 use crate::queue::{WorkQueue, spawn_workers};
 use crate::server::{self, ServerState};
 use crate::status::StatusWriter;
 use crate::store::{Store, spawn_watches};
 use crate::{bundle, cluster, clustergroup, gitrepo, status, webhook};
+use fleet_api::profile::LegacySwitch;
+use fleet_api::{GitRepo, install_crds};
 
 /// Errors starting the controller.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Installing a CRD failed.
-    #[error("installing CRD {name}: {source}")]
-    InstallCrd {
-        /// CRD name.
-        name: String,
-        /// Client error.
-        source: Box<kube::Error>,
-    },
+    #[error(transparent)]
+    InstallCrd(#[from] fleet_api::crd::Error),
     /// The Fleet API did not become available.
     #[error(
         "the fleet.cattle.io API is not served (install the CRDs, e.g. with --install-crds): {0}"
@@ -58,46 +51,6 @@ pub enum Error {
     /// The git cache's key could not be read or created.
     #[error(transparent)]
     Cache(#[from] gitrepo::cache::Error),
-}
-
-/// Installs the five CRDs. A CRD that exists and was not installed by this controller (for
-/// instance Fleet's own) is left alone: its schema is a superset of ours.
-pub async fn install_crds(client: &Client) -> Result<(), Error> {
-    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in api::crds() {
-        let name = crd.metadata.name.clone().unwrap_or_default();
-        let err = |source| Error::InstallCrd {
-            name: name.clone(),
-            source: Box::new(source),
-        };
-        match api.get(&name).await {
-            Ok(existing) => {
-                let ours = existing
-                    .metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get(labels::MANAGED_BY))
-                    .is_some_and(|v| v == labels::CONTROLLER_NAME);
-                if !ours {
-                    tracing::info!(crd = name, "CRD exists and is not ours; leaving it");
-                    continue;
-                }
-                let mut updated = crd.clone();
-                updated.metadata.resource_version = existing.metadata.resource_version;
-                api.replace(&name, &PostParams::default(), &updated)
-                    .await
-                    .map_err(err)?;
-            }
-            Err(e) if is_not_found(&e) => match api.create(&PostParams::default(), &crd).await {
-                Ok(_) => {}
-                Err(e) if is_already_exists(&e) => {}
-                Err(e) => return Err(err(e)),
-            },
-            Err(e) => return Err(err(e)),
-        }
-        tracing::info!(crd = name, "CRD installed");
-    }
-    Ok(())
 }
 
 /// Waits (up to `timeout`) until the GitRepo API answers a list.

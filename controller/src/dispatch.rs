@@ -11,13 +11,13 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use crate::agent::simulated;
-use crate::api::{BundleState, Cluster, ClusterGroup, GitRepo, labels};
 use crate::bundle::index::ClusterChange;
 use crate::bundle::targeting::CompiledGroup;
 use crate::gitrepo::poll::Scheduler;
 use crate::queue::WorkQueue;
 use crate::status::{StatusKey, StatusWriter};
 use crate::store::{BundleEntry, Change, DeploymentEntry, Key, Store};
+use fleet_api::{BundleState, Cluster, ClusterGroup, GitRepo, labels};
 
 /// Everything the dispatcher feeds.
 pub struct Dispatcher {

@@ -1,10 +1,11 @@
 //! The bundled controller: GitRepo -> Bundle -> BundleDeployment, as Rancher Fleet does it.
 //!
 //! The library holds everything; the `fleet-controller` binary is a thin wrapper, so tests
-//! and the harness can run the controller in-process with [`Controller::start`].
+//! and the harness can run the controller in-process with [`Controller::start`]. The
+//! fleet.cattle.io types, the CRDs, profiles and legacy switches it acts on are defined once
+//! in the `fleet-api` crate, which the harness shares.
 
 pub mod agent;
-pub mod api;
 pub mod bundle;
 pub mod cluster;
 pub mod clustergroup;
@@ -15,7 +16,6 @@ pub mod gitrepo;
 pub mod kubeutil;
 pub mod metrics;
 pub mod names;
-pub mod profile;
 pub mod queue;
 pub mod selector;
 pub mod server;
@@ -25,4 +25,3 @@ pub mod webhook;
 
 pub use config::{AgentMode, Config, DelayRange};
 pub use controller::Controller;
-pub use profile::{LegacySwitch, LegacySwitches, Profile};

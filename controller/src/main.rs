@@ -6,16 +6,16 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
-use fleet_controller::config::{AgentMode, Config, DelayRange, Workers, parse_go_duration};
-use fleet_controller::profile::{LegacySwitches, Profile};
+use fleet_api::{LegacySwitch, LegacySwitches, Profile};
+use fleet_controller::Controller;
+use fleet_controller::config::{AgentMode, Config, DelayRange, Workers};
 use fleet_controller::store::Key;
-use fleet_controller::{Controller, api};
 use kube::Client;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use tokio_util::sync::CancellationToken;
 
 fn duration(text: &str) -> Result<Duration, String> {
-    parse_go_duration(text).map_err(|e| e.to_string())
+    fleet_api::duration::parse(text).map_err(|e| e.to_string())
 }
 
 /// The fleet.cattle.io controller bundled with fleetbench: GitRepo -> Bundle ->
@@ -44,11 +44,9 @@ struct Cli {
     #[arg(long, default_value = "current", value_parser = |s: &str| s.parse::<Profile>().map_err(|e| e.to_string()))]
     profile: Profile,
 
-    /// Legacy switches to turn on, comma-separated: no-poll-jitter, drop-gitrepo-after-error,
-    /// requeue-all-bundles-on-cluster-change, orphan-cleanup-in-cluster-pass,
-    /// unthrottled-status-writes.
-    #[arg(long, value_delimiter = ',', value_parser = |s: &str| s.parse::<fleet_controller::LegacySwitch>().map_err(|e| e.to_string()))]
-    legacy: Vec<fleet_controller::LegacySwitch>,
+    /// Legacy switches to turn on, comma-separated; each brings back one pre-fix algorithm.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    legacy: Vec<LegacySwitch>,
 
     /// Address for /metrics, /healthz, /readyz and POST /webhook (port 0: any free port).
     #[arg(long, default_value = "127.0.0.1:8080")]
@@ -210,7 +208,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Crds) => {
-            let yaml = api::crds_yaml().context("rendering CRDs")?;
+            let yaml = fleet_api::crds_yaml().context("rendering CRDs")?;
             match std::io::Write::write_all(&mut std::io::stdout(), yaml.as_bytes()) {
                 Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
                     Err(e).context("writing to stdout")

@@ -2,6 +2,14 @@
 //!
 //! Targeting evaluates selectors for every bundle x cluster pair, so they are compiled once
 //! (operators parsed, value lists sorted) instead of interpreted from the API struct each time.
+//!
+//! The apiserver has its own label selectors (`apiserver/src/selector.rs`), and the two are
+//! kept apart on purpose: that one parses the `labelSelector` query string and answers with
+//! kube-apiserver's exact error texts (a 400 a client may match on), while this one reads the
+//! typed `metav1.LabelSelector` of targets, explains a bad one in a GitRepo condition, and
+//! gives the targeting index what it needs ([`Selector::keys`],
+//! [`Selector::matches_absent_keys`]). They share the matching rule of four operators and
+//! nothing else; neither is in `fleet-api`, which holds data, not the controller's logic.
 
 use std::collections::BTreeMap;
 

@@ -16,8 +16,8 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::{Crds, Env, NS, configmap, within};
-use fleet_controller::api::BundleDeploymentOptions;
-use fleet_controller::api::{BundleResource, Cluster, GitRepoSpec, GitTarget, labels};
+use fleet_api::BundleDeploymentOptions;
+use fleet_api::{BundleResource, Cluster, GitRepoSpec, GitTarget, labels};
 use fleet_controller::bundle::options::{deployment_id, manifest_id, resources_sha256};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::api::{Api, ListParams};
@@ -259,7 +259,7 @@ impl Binary {
 /// (a name is unique per namespace, so a duplicate would be a second object for one bundle
 /// and cluster under another name, caught by the label check).
 async fn actual(env: &Env) -> Result<BTreeMap<(String, String), String>, String> {
-    let api: Api<fleet_controller::api::BundleDeployment> = Api::all(env.client.clone());
+    let api: Api<fleet_api::BundleDeployment> = Api::all(env.client.clone());
     let list = api
         .list(&ListParams::default())
         .await

@@ -126,10 +126,8 @@ pub struct EnvironmentArgs {
     /// Controller profile for every suite (overrides the suite files).
     #[arg(long)]
     pub profile: Option<Profile>,
-    /// Extra legacy switches for every suite, comma-separated
-    /// (no-poll-jitter, drop-gitrepo-after-error, requeue-all-bundles-on-cluster-change,
-    /// orphan-cleanup-in-cluster-pass, unthrottled-status-writes).
-    #[arg(long, value_delimiter = ',', value_name = "SWITCH")]
+    /// Extra legacy switches for every suite, comma-separated.
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "SWITCH")]
     pub legacy: Vec<LegacySwitch>,
     /// Override a suite field: `--set scale.gitrepos=30`, `--set slos.NAME.max=5s`,
     /// `--set SUITE:steps.commit.timeout=1m` (only that suite). Repeatable.

@@ -308,7 +308,7 @@ impl Marks {
                 // A commit label, when the controller copies it (Fleet does), must name
                 // this commit; without one, any new deploymentID is the commit's.
                 let commit_agrees = facts
-                    .label(fleet_controller::api::labels::COMMIT)
+                    .label(fleet_api::labels::COMMIT)
                     .is_none_or(|c| c == pushed.sha);
                 if !self.spec.contains_key(&observed.key)
                     && !facts.deployment_id.is_empty()
@@ -745,12 +745,7 @@ mod tests {
             applied_deployment_id: applied.into(),
             ready,
             labels: commit
-                .map(|c| {
-                    BTreeMap::from([(
-                        fleet_controller::api::labels::COMMIT.to_string(),
-                        c.to_string(),
-                    )])
-                })
+                .map(|c| BTreeMap::from([(fleet_api::labels::COMMIT.to_string(), c.to_string())]))
                 .unwrap_or_default(),
             ..Facts::default()
         }

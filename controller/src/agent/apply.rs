@@ -25,16 +25,16 @@ use serde_json::Value;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use crate::api::{
-    Bundle, BundleDeployment, BundleDeploymentOptions, BundleResource, Cluster, NonReadyStatus,
-    ResourceCounts, ResourceSummary,
-};
 use crate::bundle::options::merge_maps;
 use crate::kubeutil::{is_already_exists, is_not_found};
 use crate::metrics::Metrics;
 use crate::queue::{Action, ReconcileFailure, WorkQueue, backoff};
 use crate::status::StatusWriter;
 use crate::store::{Key, Store};
+use fleet_api::{
+    Bundle, BundleDeployment, BundleDeploymentOptions, BundleResource, Cluster, NonReadyStatus,
+    ResourceCounts, ResourceSummary,
+};
 
 use super::{applied_status, failed_status};
 
@@ -464,7 +464,7 @@ pub async fn apply_objects(
 async fn report(
     ctx: &Context,
     key: &Key,
-    status: crate::api::BundleDeploymentStatus,
+    status: fleet_api::BundleDeploymentStatus,
 ) -> Result<(), Error> {
     let api: Api<BundleDeployment> = Api::namespaced(ctx.client.clone(), &key.namespace);
     let patch = Patch::Merge(serde_json::json!({ "status": status }));
@@ -706,7 +706,7 @@ pub async fn run_standalone(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::YamlOptions;
+    use fleet_api::YamlOptions;
 
     fn resource(name: &str, content: &str) -> BundleResource {
         BundleResource {
@@ -761,7 +761,7 @@ mod tests {
     #[test]
     fn helm_bundles_and_bad_documents_are_errors() {
         let helm = BundleDeploymentOptions {
-            helm: Some(crate::api::HelmOptions {
+            helm: Some(fleet_api::HelmOptions {
                 chart: Some("nginx".into()),
                 ..Default::default()
             }),

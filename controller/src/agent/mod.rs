@@ -9,8 +9,8 @@
 pub mod apply;
 pub mod simulated;
 
-use crate::api::{BundleDeploymentDisplay, BundleDeploymentStatus, Condition, ResourceCounts};
 use crate::status::conditions;
+use fleet_api::{BundleDeploymentDisplay, BundleDeploymentStatus, Condition, ResourceCounts};
 
 /// The status an agent writes for a successful deployment of `deployment_id`.
 pub fn applied_status(

@@ -16,13 +16,13 @@ use kube::{Api, Client};
 use parking_lot::Mutex;
 use tokio::time::Instant;
 
-use crate::api::{BundleDeployment, ResourceCounts};
 use crate::config::DelayRange;
 use crate::kubeutil::is_not_found;
 use crate::metrics::Metrics;
 use crate::queue::{Action, ReconcileFailure, WorkQueue, backoff};
 use crate::status::{StatusKey, StatusWriter};
 use crate::store::{DeploymentEntry, Key, Store};
+use fleet_api::{BundleDeployment, ResourceCounts};
 
 use super::{applied_status, failed_status};
 

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use kube::api::{DeleteParams, PostParams};
 use kube::{Api, Client};
 
-use crate::api::{BundleDeployment, BundleDeploymentSpec, Cluster, labels};
 use crate::kubeutil::{is_already_exists, is_not_found};
 use crate::metrics::Metrics;
 use crate::store::{BundleEntry, DeploymentEntry, Key, Store};
+use fleet_api::{BundleDeployment, BundleDeploymentSpec, Cluster, labels};
 
 use super::Error;
 use super::targeting::Resolved;
@@ -188,7 +188,7 @@ impl Writer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{Bundle, BundleSpec, ClusterSpec, ClusterStatus};
+    use fleet_api::{Bundle, BundleSpec, ClusterSpec, ClusterStatus};
 
     #[test]
     fn labels_carry_fleet_labels_and_drop_cattle_ones() {

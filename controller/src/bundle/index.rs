@@ -167,7 +167,7 @@ mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 
     use super::*;
-    use crate::api::{BundleSpec, BundleTarget, GitTarget};
+    use fleet_api::{BundleSpec, BundleTarget, GitTarget};
 
     fn targeting(target: GitTarget) -> Targeting {
         Targeting::compile(&BundleSpec {

@@ -22,11 +22,11 @@ use std::time::Duration;
 use futures::StreamExt as _;
 use parking_lot::Mutex;
 
-use crate::api::{BundleDeployment, Cluster};
 use crate::queue::{Action, ReconcileFailure, backoff};
 use crate::status::{BundleFacts, StatusKey, StatusWriter};
 use crate::store::entries::deployment_content_hash;
 use crate::store::{DeploymentEntry, Key, Store};
+use fleet_api::{BundleDeployment, Cluster};
 
 use deployments::{Writer, desired_deployment};
 use orphans::OrphanDeleter;

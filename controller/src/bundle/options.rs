@@ -9,7 +9,7 @@
 
 use sha2::{Digest as _, Sha256};
 
-use crate::api::{BundleDeploymentOptions, BundleResource, HelmOptions};
+use fleet_api::{BundleDeploymentOptions, BundleResource, HelmOptions};
 
 /// Fleet's `options.Merge`: `custom` (a target customization) overrides `base` field by
 /// field; helm values merge deeply; overlays append; booleans OR.
@@ -171,7 +171,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::api::{CorrectDrift, YamlOptions};
+    use fleet_api::{CorrectDrift, YamlOptions};
 
     #[allow(
         clippy::needless_pass_by_value,

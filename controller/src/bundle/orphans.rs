@@ -29,9 +29,9 @@ use kube::{Api, ResourceExt as _};
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
-use crate::api::{BundleDeployment, labels};
 use crate::kubeutil::api_code;
 use crate::store::{DeploymentEntry, Key};
+use fleet_api::{BundleDeployment, labels};
 
 use super::Error;
 use super::deployments::Writer;

@@ -13,11 +13,11 @@
 
 use std::collections::BTreeMap;
 
-use crate::api::{
+use crate::selector::{self, Selector};
+use fleet_api::{
     BundleDeploymentOptions, BundleSpec, Cluster, ClusterGroup, GitTarget, TargetCustomizationMode,
     labels,
 };
-use crate::selector::{self, Selector};
 
 use super::options;
 
@@ -416,7 +416,7 @@ mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
     use super::*;
-    use crate::api::{BundleTarget, ClusterGroupSpec};
+    use fleet_api::{BundleTarget, ClusterGroupSpec};
 
     fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs

@@ -15,7 +15,6 @@ use kube::{Api, Client};
 use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::labels;
 use crate::bundle;
 use crate::bundle::deployments::Writer;
 use crate::kubeutil::is_already_exists;
@@ -23,6 +22,7 @@ use crate::names;
 use crate::queue::{Action, ReconcileFailure, backoff};
 use crate::status::{StatusKey, StatusWriter};
 use crate::store::{Key, Store};
+use fleet_api::labels;
 
 /// Errors of the cluster reconciler.
 #[derive(Debug, thiserror::Error)]
@@ -63,7 +63,7 @@ impl Context {
 }
 
 /// The namespace a cluster's BundleDeployments live in: the recorded one, else Fleet's name.
-pub fn namespace_for(cluster: &crate::api::Cluster) -> String {
+pub fn namespace_for(cluster: &fleet_api::Cluster) -> String {
     cluster
         .status
         .as_ref()

@@ -18,10 +18,10 @@ use kube::runtime::watcher;
 use kube::{Api, Client};
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{Cluster, ClusterGroup};
 use crate::metrics::Metrics;
 use crate::status::{StatusKey, StatusWriter};
 use crate::store::Key;
+use fleet_api::{Cluster, ClusterGroup};
 
 /// Errors of the cluster group reconciler.
 #[derive(Debug, thiserror::Error)]

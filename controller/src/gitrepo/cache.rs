@@ -18,7 +18,7 @@ use parking_lot::Mutex;
 
 use sha2::{Digest as _, Sha256};
 
-use crate::api::GitRepo;
+use fleet_api::GitRepo;
 
 /// Name of the secret file in the cache root.
 const SECRET_FILE: &str = ".cache-key";
@@ -168,7 +168,7 @@ mod tests {
     use std::os::unix::fs::PermissionsExt as _;
 
     use super::*;
-    use crate::api::GitRepoSpec;
+    use fleet_api::GitRepoSpec;
 
     fn repo(ns: &str, name: &str, uid: &str) -> GitRepo {
         let mut r = GitRepo::new(name, GitRepoSpec::default());

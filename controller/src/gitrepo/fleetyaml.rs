@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::api::{
+use fleet_api::{
     BundleDeploymentOptions, BundleRef, BundleTarget, GitTarget, RolloutStrategy,
     TargetCustomizationMode,
 };

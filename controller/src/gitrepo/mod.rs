@@ -27,12 +27,12 @@ use kube::api::{DeleteParams, PostParams};
 use kube::{Api, Client};
 use tokio::time::Instant;
 
-use crate::api::{Bundle, GitRepo};
 use crate::kubeutil::{is_already_exists, is_not_found};
 use crate::metrics::Metrics;
 use crate::queue::{Action, ReconcileFailure, WorkQueue, backoff};
 use crate::status::{GitRepoFacts, PollFacts, StatusKey, StatusWriter, SyncFacts};
 use crate::store::{BundleEntry, Key, Store};
+use fleet_api::{Bundle, GitRepo};
 
 use git::{Credentials, Remote, Target};
 use poll::Scheduler;
@@ -520,8 +520,8 @@ pub fn resync(ctx: &Context) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::GitRepoSpec;
     use crate::status::WebhookFacts;
+    use fleet_api::GitRepoSpec;
 
     fn repo() -> GitRepo {
         GitRepo::new(

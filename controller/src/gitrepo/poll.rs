@@ -13,9 +13,9 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use crate::api::GitRepo;
 use crate::queue::WorkQueue;
 use crate::store::Key;
+use fleet_api::GitRepo;
 
 use super::validate::{self, Policy};
 
@@ -173,8 +173,8 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::api::GitRepoSpec;
     use crate::metrics::Metrics;
+    use fleet_api::GitRepoSpec;
 
     #[test]
     fn jitter_stays_within_zero_to_ten_percent_and_spreads() {

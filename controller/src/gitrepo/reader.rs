@@ -15,8 +15,8 @@ use base64::Engine as _;
 use git2::{ObjectType, Oid, Repository, Tree};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
-use crate::api::{Bundle, BundleResource, BundleSpec, BundleTarget, GitRepo, GitTarget, labels};
 use crate::names;
+use fleet_api::{Bundle, BundleResource, BundleSpec, BundleTarget, GitRepo, GitTarget, labels};
 
 use super::fleetyaml::{self, FleetYaml};
 
@@ -422,7 +422,7 @@ fn bundle_for(
     // The apiserver collects the Bundles of a GitRepo deleted while no controller ran.
     if let Some(uid) = gitrepo.metadata.uid.clone() {
         bundle.metadata.owner_references = Some(vec![OwnerReference {
-            api_version: crate::api::API_VERSION.to_owned(),
+            api_version: fleet_api::API_VERSION.to_owned(),
             kind: "GitRepo".to_owned(),
             name: gitrepo.metadata.name.clone().unwrap_or_default(),
             uid,
@@ -522,7 +522,7 @@ mod tests {
     use git2::Signature;
 
     use super::*;
-    use crate::api::{GitRepoSpec, TargetCustomizationMode};
+    use fleet_api::{GitRepoSpec, TargetCustomizationMode};
 
     /// Builds a commit from `(path, content)` pairs.
     fn commit(repo: &Repository, files: &[(&str, &str)]) -> Oid {

@@ -12,9 +12,8 @@ use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
-use crate::api::{DEFAULT_POLLING_INTERVAL, GitRepoSpec, GitTarget};
-use crate::config::parse_go_duration;
 use crate::selector::{self, Selector};
+use fleet_api::{DEFAULT_POLLING_INTERVAL, GitRepoSpec, GitTarget};
 
 /// Fleet's default polling interval doubles as the floor: polling a git host more often than
 /// this per GitRepo is what rate limits punish.
@@ -211,7 +210,7 @@ pub fn requested_interval(spec: &GitRepoSpec) -> Result<Option<Duration>, Error>
     if value.trim_start().starts_with('-') {
         return Err(bad("must be positive"));
     }
-    let interval = parse_go_duration(value)
+    let interval = fleet_api::duration::parse(value)
         .map_err(|_| bad("expected a Go duration such as 15s, 1m or 1h30m"))?;
     if interval.is_zero() {
         return Err(bad("must be positive (omit it for the 15s default)"));

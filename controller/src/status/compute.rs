@@ -10,14 +10,14 @@ use std::sync::Arc;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde_json::Value;
 
-use crate::api::{
+use crate::bundle::targeting::CompiledGroup;
+use crate::store::{BundleEntry, DeploymentEntry};
+use fleet_api::{
     AgentStatus, BundleDisplay, BundleState, BundleStatus, BundleSummary, Cluster, ClusterDisplay,
     ClusterGroup, ClusterGroupDisplay, ClusterGroupStatus, ClusterStatus, Condition, GitRepo,
     GitRepoDisplay, GitRepoStatus, ModifiedStatus, NonReadyResource, NonReadyStatus,
     ResourceCounts,
 };
-use crate::bundle::targeting::CompiledGroup;
-use crate::store::{BundleEntry, DeploymentEntry};
 
 use super::conditions;
 
@@ -660,8 +660,8 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::api::{BundleSpec, ClusterGroupSpec, ClusterSpec, GitRepoSpec};
     use crate::store::{DeploymentStatus, Key};
+    use fleet_api::{BundleSpec, ClusterGroupSpec, ClusterSpec, GitRepoSpec};
 
     fn bd(bundle: &str, cluster: &str, repo: &str, ready: bool) -> Arc<DeploymentEntry> {
         Arc::new(DeploymentEntry {
@@ -691,7 +691,7 @@ mod tests {
     }
 
     fn bundle_entry() -> BundleEntry {
-        let mut bundle = crate::api::Bundle::new("b1", BundleSpec::default());
+        let mut bundle = fleet_api::Bundle::new("b1", BundleSpec::default());
         bundle.metadata.namespace = Some("fleet-default".into());
         bundle.metadata.generation = Some(3);
         BundleEntry::from_bundle(&bundle)

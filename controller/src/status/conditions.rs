@@ -1,6 +1,6 @@
 //! Fleet-style (wrangler) conditions: set by type, timestamps moved only on real changes.
 
-use crate::api::Condition;
+use fleet_api::Condition;
 
 /// Condition type `Ready`.
 pub const READY: &str = "Ready";

@@ -25,10 +25,10 @@ use parking_lot::Mutex;
 use serde_json::Value;
 use tokio::time::Instant;
 
-use crate::api::{Bundle, Cluster, ClusterGroup, GitRepo};
 use crate::metrics::Metrics;
 use crate::queue::{Action, WorkQueue, backoff};
 use crate::store::{Key, Store};
+use fleet_api::{Bundle, Cluster, ClusterGroup, GitRepo};
 
 pub use compute::{BundleFacts, ClusterFacts, GitRepoFacts, PollFacts, SyncFacts, WebhookFacts};
 

@@ -9,11 +9,11 @@
 use std::collections::BTreeMap;
 use std::hash::{Hash as _, Hasher as _};
 
-use crate::api::{
+use crate::bundle::options::{canonical_json, manifest_id, resources_sha256};
+use fleet_api::{
     Bundle, BundleDeployment, BundleSpec, BundleStatus, ModifiedStatus, NonReadyStatus,
     ResourceCounts, TargetCustomizationMode, labels,
 };
-use crate::bundle::options::{canonical_json, manifest_id, resources_sha256};
 
 use super::Key;
 
@@ -289,8 +289,8 @@ impl DeploymentEntry {
     }
 
     /// Fleet's `GetDeploymentState`.
-    pub fn state(&self) -> crate::api::BundleState {
-        use crate::api::BundleState;
+    pub fn state(&self) -> fleet_api::BundleState {
+        use fleet_api::BundleState;
         if self.status.applied_deployment_id != self.deployment_id {
             if self.status.deployed_false {
                 BundleState::ErrApplied
@@ -312,7 +312,7 @@ impl DeploymentEntry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{
+    use fleet_api::{
         BundleDeploymentSpec, BundleDeploymentStatus, BundleResource, BundleState, Condition,
     };
 

@@ -18,9 +18,9 @@ use std::sync::{Arc, OnceLock};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use parking_lot::RwLock;
 
-use crate::api::{Bundle, BundleDeployment, Cluster, ClusterGroup, GitRepo};
 use crate::bundle::index::{ClusterChange, TargetIndex};
 use crate::bundle::targeting::{CompiledGroup, Targeting};
+use fleet_api::{Bundle, BundleDeployment, Cluster, ClusterGroup, GitRepo};
 
 pub use entries::{BundleEntry, DeploymentEntry, DeploymentStatus};
 pub use watch::spawn_watches;
@@ -789,7 +789,7 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
-    use crate::api::{BundleDeploymentSpec, labels};
+    use fleet_api::{BundleDeploymentSpec, labels};
 
     fn bd(rv: &str) -> BundleDeployment {
         let mut bd = BundleDeployment::new("b", BundleDeploymentSpec::default());

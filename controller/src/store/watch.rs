@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{Bundle, BundleDeployment, Cluster, ClusterGroup, GitRepo};
+use fleet_api::{Bundle, BundleDeployment, Cluster, ClusterGroup, GitRepo};
 
 use super::{Key, Kind, Store};
 

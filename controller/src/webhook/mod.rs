@@ -25,12 +25,12 @@ use kube::{Api, Client};
 use serde_json::Value;
 use sha2::Sha256;
 
-use crate::api::GitRepo;
 use crate::kubeutil::is_not_found;
 use crate::metrics::Metrics;
 use crate::queue::WorkQueue;
 use crate::status::{StatusKey, StatusWriter, WebhookFacts};
 use crate::store::{Key, Store};
+use fleet_api::GitRepo;
 
 /// Name of Fleet's global webhook Secret.
 pub const GLOBAL_SECRET: &str = "gitjob-webhook";

@@ -7,11 +7,11 @@ use std::future::Future;
 use std::time::Duration;
 
 use apiserver::{ApiServer, RunningApiServer};
-use fleet_controller::Controller;
-use fleet_controller::api::{
+use fleet_api::{
     Bundle, BundleDeployment, Cluster, ClusterGroup, ClusterGroupSpec, ClusterSpec, GitRepo,
     GitRepoSpec, GitTarget, labels,
 };
+use fleet_controller::Controller;
 use fleet_controller::config::{AgentMode, Config, DelayRange, Workers};
 use gitserver::forge::ForgeClient;
 use gitserver::forge::types::{ChangeFileOperation, ChangeFilesOptions, CreateRepoOption};
@@ -130,12 +130,9 @@ impl Env {
             _git_data: git_data,
         };
         match crds {
-            Crds::Ours => within(
-                "install CRDs",
-                fleet_controller::controller::install_crds(&env.client),
-            )
-            .await
-            .unwrap(),
+            Crds::Ours => within("install CRDs", fleet_api::install_crds(&env.client))
+                .await
+                .unwrap(),
             Crds::Fleets => env.install_fleet_crds().await,
         }
         env.create_namespace(NS).await;

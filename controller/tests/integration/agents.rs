@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use apiserver::ApiServer;
 use common::{Crds, Env, NS, by_labels, configmap, eventually, spec, test_config, within};
-use fleet_controller::api::{Cluster, ClusterSpec};
+use fleet_api::{Cluster, ClusterSpec};
 use fleet_controller::config::AgentMode;
 use fleet_controller::store::Key;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};

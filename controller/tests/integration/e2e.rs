@@ -6,16 +6,17 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::{Crds, Env, NS, by_labels, configmap, eventually, spec, test_config, within};
-use fleet_controller::api::{Bundle, BundleDeployment, GitRepo, GitTarget, labels};
+use fleet_api::LegacySwitch;
+use fleet_api::{Bundle, BundleDeployment, GitRepo, GitTarget, labels};
 use fleet_controller::config::Config;
 use fleet_controller::metrics::Metrics;
-use fleet_controller::{LegacySwitch, names};
+use fleet_controller::names;
 use gitserver::Fault;
 use gitserver::forge::types::CreateHookOption;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, PostParams};
 
-fn condition<'a>(repo: &'a GitRepo, type_: &str) -> Option<&'a fleet_controller::api::Condition> {
+fn condition<'a>(repo: &'a GitRepo, type_: &str) -> Option<&'a fleet_api::Condition> {
     repo.status
         .as_ref()?
         .conditions
@@ -187,7 +188,7 @@ async fn a_repo_with_several_paths_becomes_bundles_and_deployments_on_the_right_
     })
     .await;
     assert_eq!(web.status.unwrap().summary.ready, 2);
-    let clusters: Api<fleet_controller::api::Cluster> = Api::namespaced(env.client.clone(), NS);
+    let clusters: Api<fleet_api::Cluster> = Api::namespaced(env.client.clone(), NS);
     let c1 = eventually("cluster status", || async {
         let c = clusters.get("c1").await.unwrap();
         let s = c.status.clone().unwrap_or_default();
@@ -719,7 +720,7 @@ async fn objects_written_with_fleets_own_crds_installed_work_too() {
     // --install-crds leaves CRDs it did not install alone: Fleet's wider schemas stay.
     within(
         "install over Fleet's CRDs",
-        fleet_controller::controller::install_crds(&env.client),
+        fleet_api::install_crds(&env.client),
     )
     .await
     .unwrap();
@@ -880,7 +881,7 @@ async fn the_default_cluster_group_is_the_target_when_a_gitrepo_has_none() {
     env.label_cluster("b", &[("fleet", "yes")]).await;
     env.wait_deployments(&[("plain", "a"), ("plain", "b")])
         .await;
-    let groups: Api<fleet_controller::api::ClusterGroup> = Api::namespaced(env.client.clone(), NS);
+    let groups: Api<fleet_api::ClusterGroup> = Api::namespaced(env.client.clone(), NS);
     eventually("group status", || async {
         let g = groups.get("default").await.unwrap();
         let s = g.status.unwrap_or_default();

@@ -10,9 +10,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use base64::Engine as _;
-use fleet_controller::api::{GitRepoSpec, GitTarget};
+use fleet_api::duration::parse as parse_go_duration;
+use fleet_api::{GitRepoSpec, GitTarget};
 use fleet_controller::bundle::targeting::Criteria;
-use fleet_controller::config::parse_go_duration;
 use fleet_controller::gitrepo::fleetyaml::{self, FleetYaml};
 use fleet_controller::gitrepo::validate::{self, Policy};
 use fleet_controller::webhook::{self, Provider};

@@ -7,7 +7,7 @@ use crate::common;
 use std::time::Duration;
 
 use common::{Crds, Env, NS, configmap, eventually, spec, test_config, within};
-use fleet_controller::api::{Condition, GitRepo, GitRepoSpec, GitTarget};
+use fleet_api::{Condition, GitRepo, GitRepoSpec, GitTarget};
 use gitserver::{GitService, RequestFilter};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::api::{Api, PostParams};
@@ -149,7 +149,7 @@ async fn another_namespaces_cache_cannot_be_named_even_with_file_repos_allowed()
     )
     .await;
     refused(&env, "tenant-b", "steal", "Error").await;
-    let api: Api<fleet_controller::api::Bundle> = Api::namespaced(env.client.clone(), "tenant-b");
+    let api: Api<fleet_api::Bundle> = Api::namespaced(env.client.clone(), "tenant-b");
     let bundles = api.list(&Default::default()).await.unwrap();
     assert!(
         bundles.items.is_empty(),

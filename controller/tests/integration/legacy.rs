@@ -5,7 +5,7 @@ use crate::common;
 use std::time::Duration;
 
 use common::{Crds, Env, by_labels, configmap, eventually, spec, test_config};
-use fleet_controller::LegacySwitch;
+use fleet_api::LegacySwitch;
 use fleet_controller::metrics::{Metrics, ReconcileLabels};
 use gitserver::{Fault, RequestFilter};
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use apiserver::{ErrorRule, FaultConfig};
 use common::{Crds, Env, NS, within};
-use fleet_controller::api::{BundleDeployment, BundleDeploymentSpec, labels};
+use fleet_api::{BundleDeployment, BundleDeploymentSpec, labels};
 use fleet_controller::bundle::deployments::Writer;
 use fleet_controller::bundle::orphans::OrphanDeleter;
 use fleet_controller::metrics::Metrics;

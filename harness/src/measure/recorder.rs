@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fleet_controller::api::{Bundle, BundleDeployment, Cluster, GitRepo, labels};
+use fleet_api::{Bundle, BundleDeployment, Cluster, GitRepo, labels};
 use futures::StreamExt;
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client, Resource, ResourceExt};
@@ -525,7 +525,7 @@ mod tests {
 
     #[test]
     fn bundledeployment_facts_keep_status_and_deletion() {
-        use fleet_controller::api::BundleDeploymentStatus;
+        use fleet_api::BundleDeploymentStatus;
         let mut bd = BundleDeployment::new("b", Default::default());
         bd.status = Some(BundleDeploymentStatus {
             applied_deployment_id: Some("s-1:abc".into()),

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use fleet_controller::api::{Bundle, BundleDeployment, Cluster, ClusterGroup, GitRepo, labels};
+use fleet_api::{Bundle, BundleDeployment, Cluster, ClusterGroup, GitRepo, labels};
 use gitserver::forge::{Auth, ForgeClient};
 use kube::api::{DeleteParams, ListParams};
 use kube::config::Kubeconfig;
@@ -538,9 +538,7 @@ users:
             .await
             .unwrap();
         let client = kube_client(&api.kubeconfig_yaml(), "test").await.unwrap();
-        fleet_controller::controller::install_crds(&client)
-            .await
-            .unwrap();
+        fleet_api::install_crds(&client).await.unwrap();
         let gitrepo: GitRepo = serde_json::from_value(serde_json::json!({
             "apiVersion": "fleet.cattle.io/v1alpha1",
             "kind": "GitRepo",

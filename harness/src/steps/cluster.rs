@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
-use fleet_controller::api::{Cluster, ClusterGroup, ClusterGroupSpec, ClusterSpec, labels};
+use fleet_api::{Cluster, ClusterGroup, ClusterGroupSpec, ClusterSpec, labels};
 use futures::StreamExt as _;
 use kube::Api;
 use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};

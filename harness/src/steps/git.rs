@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use fleet_controller::api::labels;
+use fleet_api::labels;
 use futures::StreamExt as _;
 use gitserver::RequestFilter;
 use gitserver::forge::bulk::{self, ManifestLayout};

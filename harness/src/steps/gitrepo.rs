@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
-use fleet_controller::api::{GitRepo, GitRepoSpec, labels};
+use fleet_api::{GitRepo, GitRepoSpec, labels};
 use gitserver::forge::bulk::path_dir;
 use gitserver::forge::types::CreateHookOption;
 use kube::Api;
@@ -12,7 +12,7 @@ use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
 use super::cluster::{create_all, ensure_namespace, ownership_labels};
 use super::collect::{collect, write_counts};
 use super::quiet::until_quiet;
-use super::world::{GitRepoInfo, to_git_target};
+use super::world::GitRepoInfo;
 use super::{Context, StepError, StepOutput, World};
 use crate::measure::recorder::{Change, Kind, Observed, State};
 use crate::progress::Task;
@@ -118,7 +118,6 @@ pub async fn create_gitrepos(
         task.finish();
     }
     let api: Api<GitRepo> = Api::namespaced(ctx.kube.clone(), &namespace);
-    let targets: Vec<_> = spec.targets.iter().map(to_git_target).collect();
     let mut objects = Vec::new();
     let mut infos = Vec::new();
     for index in &todo {
@@ -157,7 +156,7 @@ pub async fn create_gitrepos(
                     } else {
                         String::new()
                     },
-                    targets: targets.clone(),
+                    targets: spec.targets.clone(),
                     ..GitRepoSpec::default()
                 },
                 status: None,
@@ -466,8 +465,7 @@ pub async fn edit_targets(
         })?;
     let orphans = plan.orphans;
     let api: Api<GitRepo> = Api::namespaced(ctx.kube.clone(), &namespace);
-    let targets: Vec<_> = spec.targets.iter().map(to_git_target).collect();
-    let patch = serde_json::json!({"spec": {"targets": targets}});
+    let patch = serde_json::json!({"spec": {"targets": spec.targets}});
     let before_requests = ctx.scrape_requests().await?;
     let cursor = ctx.recorder.cursor();
     let edited_at: parking_lot::Mutex<BTreeMap<String, Instant>> =
@@ -593,15 +591,18 @@ mod tests {
     use super::*;
     use crate::measure::recorder::{Facts, ObjectKey};
     use crate::steps::world::{ClusterInfo, RepoInfo};
-    use crate::suite::LabelSelector;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
     fn selector(pairs: &[(&str, &str)]) -> Target {
         Target {
             cluster_selector: Some(LabelSelector {
-                match_labels: pairs
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
+                match_labels: Some(
+                    pairs
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
+                ),
+                match_expressions: None,
             }),
             ..Target::default()
         }

@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use fleet_controller::api::labels;
+use fleet_api::labels;
 
 use super::collect::Collected;
 use super::world::Action;

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
-use fleet_controller::api::{BundleDeployment, labels};
+use fleet_api::{BundleDeployment, labels};
 use kube::Api;
 use kube::api::{Patch, PatchParams};
 

@@ -4,11 +4,17 @@
 //! `matchLabels`, cluster group) so that it knows how many BundleDeployments to expect and
 //! which ones a label or target edit must create or orphan; the measurement then checks
 //! that the controller did exactly that.
+//!
+//! This prediction is an oracle and is independent of the controller on purpose: it shares
+//! the API types (`fleet-api`) but none of the controller's targeting code (its selector
+//! compiler, target index or matching), and it is written for the few criteria suites use
+//! rather than for speed. An oracle built from the code it checks would agree with that
+//! code's bugs and could never catch one; two independent implementations that must agree
+//! can. Keep it that way when the controller's targeting changes.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
-use fleet_controller::api::GitTarget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector as KubeSelector;
 
 use crate::suite::{LabelSelector, Target};
@@ -102,7 +108,8 @@ pub struct World {
 
 impl World {
     /// Whether `target` selects `cluster` (every criterion the target sets must hold; a
-    /// target that sets none matches nothing, as in Fleet).
+    /// target that sets none matches nothing, as in Fleet). Suite files set only the
+    /// criteria read here (the suite loader rejects the others).
     pub fn target_matches(&self, target: &Target, cluster: &ClusterInfo) -> bool {
         let mut criteria = 0;
         if let Some(name) = &target.cluster_name {
@@ -113,7 +120,8 @@ impl World {
         }
         if let Some(selector) = &target.cluster_selector {
             criteria += 1;
-            if !selector.matches(&cluster.labels) {
+            let match_labels = selector.match_labels.iter().flatten();
+            if !LabelSelector::all_match(match_labels, &cluster.labels) {
                 return false;
             }
         }
@@ -153,17 +161,6 @@ impl World {
     /// A cluster by name.
     pub fn cluster(&self, name: &str) -> Option<&ClusterInfo> {
         self.clusters.iter().find(|c| c.name == name)
-    }
-}
-
-/// A suite target as Fleet's API type.
-pub fn to_git_target(target: &Target) -> GitTarget {
-    GitTarget {
-        name: target.name.clone(),
-        cluster_name: target.cluster_name.clone(),
-        cluster_selector: target.cluster_selector.as_ref().map(to_kube_selector),
-        cluster_group: target.cluster_group.clone(),
-        ..GitTarget::default()
     }
 }
 
@@ -225,9 +222,10 @@ mod tests {
         }
     }
 
-    fn selector(pairs: &[(&str, &str)]) -> Option<LabelSelector> {
-        Some(LabelSelector {
-            match_labels: labels(pairs),
+    fn selector(pairs: &[(&str, &str)]) -> Option<KubeSelector> {
+        Some(KubeSelector {
+            match_labels: Some(labels(pairs)),
+            match_expressions: None,
         })
     }
 
@@ -287,18 +285,5 @@ mod tests {
         });
         assert_eq!(world.expected_bundledeployments(&world.gitrepos[0]), 6);
         assert_eq!(world.repos[0].full_name(), "fleetbench/bench-0");
-    }
-
-    #[test]
-    fn targets_convert_to_fleet_types() {
-        let target = Target {
-            name: Some("t".into()),
-            cluster_selector: selector(&[("env", "bench")]),
-            ..Target::default()
-        };
-        let fleet = to_git_target(&target);
-        assert_eq!(fleet.name.as_deref(), Some("t"));
-        let json = serde_json::to_value(&fleet).unwrap();
-        assert_eq!(json["clusterSelector"]["matchLabels"]["env"], "bench");
     }
 }

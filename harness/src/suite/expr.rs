@@ -10,7 +10,7 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::duration::unit_seconds;
+use fleet_api::duration::unit_seconds;
 
 /// A threshold as written in the suite, evaluated against the suite's scale.
 #[derive(Debug, Clone, PartialEq)]

@@ -590,6 +590,36 @@ slos:
     }
 
     #[test]
+    fn targets_are_fleet_targets_limited_to_what_the_oracle_predicts() {
+        let suite = parse(VALID).unwrap();
+        let Step::CreateGitrepos(step) = &suite.steps[2] else {
+            panic!("{:?}", suite.steps[2]);
+        };
+        assert_eq!(
+            serde_json::to_value(&step.targets).unwrap(),
+            serde_json::json!([{"clusterSelector": {"matchLabels": {"env": "bench"}}}])
+        );
+        for (bad, named) in [
+            ("clusterSelectr:", "clusterSelectr"),
+            ("clusterGroupSelector:", "clusterGroupSelector"),
+        ] {
+            let text = VALID.replace("- clusterSelector:", &format!("- {bad}"));
+            let message = parse(&text).unwrap_err().to_string();
+            assert!(message.contains(named), "{message}");
+            assert!(message.contains("clusterName"), "{message}");
+        }
+        let text = VALID.replace(
+            "matchLabels: {env: bench}\n  - label_cluster",
+            "matchExpressions: [{key: env, operator: Exists}]\n  - label_cluster",
+        );
+        let message = parse(&text).unwrap_err().to_string();
+        assert!(
+            message.contains("matchExpressions") && message.contains("matchLabels"),
+            "{message}"
+        );
+    }
+
+    #[test]
     fn wrong_type_is_a_parse_error_with_line() {
         let text = VALID.replace("gitrepos: 2", "gitrepos: many");
         let error = parse(&text).unwrap_err();

@@ -6,7 +6,6 @@
 //! override any field (`--set scale.gitrepos=30`), and lets the same suite run against the
 //! bundled controller and an upstream Fleet alike.
 
-pub mod duration;
 pub mod expr;
 mod load;
 mod overrides;
@@ -16,8 +15,11 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-pub use duration::GoDuration;
+// Profiles, legacy switches and durations are spelt as the controller spells them: one
+// definition, in `fleet-api`, for the controller's flags, the suite files and results.json.
 pub use expr::Expr;
+pub use fleet_api::duration::GoDuration;
+pub use fleet_api::profile::{LegacySwitch, Profile};
 pub use load::{LoadError, load_dir, load_file, parse_suite};
 pub use overrides::{Override, OverrideError, apply_overrides};
 pub use steps::*;
@@ -98,110 +100,6 @@ impl Scale {
                 self.polling_interval.as_secs_f64(),
             ),
         ])
-    }
-}
-
-/// Controller profile, as the bundled controller's `--profile` flag spells it.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default,
-)]
-pub enum Profile {
-    /// Today's algorithms (the default).
-    #[default]
-    #[serde(rename = "current")]
-    Current,
-    /// The pre-fix algorithms of Fleet v0.10 (every legacy switch on).
-    #[serde(rename = "fleet-v0.10")]
-    FleetV010,
-}
-
-impl Profile {
-    /// The flag value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Profile::Current => "current",
-            Profile::FleetV010 => "fleet-v0.10",
-        }
-    }
-}
-
-impl std::fmt::Display for Profile {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for Profile {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "current" => Ok(Profile::Current),
-            "fleet-v0.10" => Ok(Profile::FleetV010),
-            other => Err(format!(
-                "unknown profile {other:?} (use current or fleet-v0.10)"
-            )),
-        }
-    }
-}
-
-/// One pre-fix behaviour of Fleet v0.10 that the bundled controller can switch on alone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum LegacySwitch {
-    /// Fixed polling intervals, no jitter (Fleet issue 3138).
-    NoPollJitter,
-    /// A GitRepo leaves the polling loop after an error (Fleet issue 3138).
-    DropGitrepoAfterError,
-    /// Every bundle re-reconciled and re-patched on any Cluster change (Fleet issue 3163).
-    RequeueAllBundlesOnClusterChange,
-    /// Orphaned BundleDeployments deleted only by the periodic cluster pass (Fleet issue 3437).
-    OrphanCleanupInClusterPass,
-    /// Every status change written at once, no coalescing or no-op skipping (Fleet issue 3576).
-    UnthrottledStatusWrites,
-}
-
-impl LegacySwitch {
-    /// Every switch, in the order the controller documents them.
-    pub const ALL: [LegacySwitch; 5] = [
-        LegacySwitch::NoPollJitter,
-        LegacySwitch::DropGitrepoAfterError,
-        LegacySwitch::RequeueAllBundlesOnClusterChange,
-        LegacySwitch::OrphanCleanupInClusterPass,
-        LegacySwitch::UnthrottledStatusWrites,
-    ];
-
-    /// The flag value (`--legacy no-poll-jitter`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LegacySwitch::NoPollJitter => "no-poll-jitter",
-            LegacySwitch::DropGitrepoAfterError => "drop-gitrepo-after-error",
-            LegacySwitch::RequeueAllBundlesOnClusterChange => {
-                "requeue-all-bundles-on-cluster-change"
-            }
-            LegacySwitch::OrphanCleanupInClusterPass => "orphan-cleanup-in-cluster-pass",
-            LegacySwitch::UnthrottledStatusWrites => "unthrottled-status-writes",
-        }
-    }
-}
-
-impl std::fmt::Display for LegacySwitch {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for LegacySwitch {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        LegacySwitch::ALL
-            .into_iter()
-            .find(|switch| switch.as_str() == s)
-            .ok_or_else(|| {
-                format!(
-                    "unknown legacy switch {s:?} (known: {})",
-                    LegacySwitch::ALL.map(LegacySwitch::as_str).join(", ")
-                )
-            })
     }
 }
 

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use fleet_api::GitTarget;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::{GoDuration, MeasurementKind};
@@ -60,25 +61,50 @@ impl<'de> Deserialize<'de> for Count {
     }
 }
 
-/// A Fleet GitRepo target, in Fleet's own spelling so it can be pasted from a GitRepo.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct Target {
-    /// Target name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// Match one cluster by name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cluster_name: Option<String>,
-    /// Match clusters by labels.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cluster_selector: Option<LabelSelector>,
-    /// Match the clusters of a group.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cluster_group: Option<String>,
+/// A Fleet GitRepo target, in Fleet's own spelling so it can be pasted from a GitRepo: the
+/// API type itself.
+///
+/// A suite may set only what the harness's targeting oracle predicts (`name`,
+/// `clusterName`, `clusterSelector.matchLabels`, `clusterGroup`; see `steps/world.rs`), and a
+/// misspelt field is an error, as everywhere else in a suite file (see `suite_targets`).
+pub type Target = GitTarget;
+
+/// The target fields a suite may set: those the harness's targeting oracle predicts.
+const SUITE_TARGET_FIELDS: &[&str] = &["name", "clusterName", "clusterSelector", "clusterGroup"];
+/// The selector fields a suite target may set (the oracle predicts `matchLabels` only).
+const SUITE_SELECTOR_FIELDS: &[&str] = &["matchLabels"];
+
+/// Reads `targets` of a suite step: Fleet's `GitTarget`s, limited to [`SUITE_TARGET_FIELDS`]
+/// and [`SUITE_SELECTOR_FIELDS`], so that a typo (or a matcher the oracle cannot predict,
+/// such as `matchExpressions`) fails the load instead of silently matching other clusters.
+fn suite_targets<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Target>, D::Error> {
+    use serde::de::Error as _;
+    fn known_fields<E: serde::de::Error>(
+        value: &serde_json::Value,
+        allowed: &'static [&'static str],
+    ) -> Result<(), E> {
+        let unknown = value
+            .as_object()
+            .and_then(|object| object.keys().find(|key| !allowed.contains(&key.as_str())));
+        match unknown {
+            Some(key) => Err(E::unknown_field(key, allowed)),
+            None => Ok(()),
+        }
+    }
+    Vec::<serde_json::Value>::deserialize(deserializer)?
+        .into_iter()
+        .map(|target| {
+            known_fields(&target, SUITE_TARGET_FIELDS)?;
+            if let Some(selector) = target.get("clusterSelector") {
+                known_fields(selector, SUITE_SELECTOR_FIELDS)?;
+            }
+            serde_json::from_value(target).map_err(D::Error::custom)
+        })
+        .collect()
 }
 
-/// The `matchLabels` subset of a label selector (the harness must predict matches).
+/// The `matchLabels` subset of a label selector, as a suite's `create_cluster_group` writes
+/// it (the harness must predict matches).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct LabelSelector {
@@ -90,8 +116,16 @@ pub struct LabelSelector {
 impl LabelSelector {
     /// Whether `labels` satisfy the selector (an empty selector matches everything).
     pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
-        self.match_labels
-            .iter()
+        Self::all_match(&self.match_labels, labels)
+    }
+
+    /// Whether every `(key, value)` of `match_labels` is among `labels`.
+    pub fn all_match<'a>(
+        match_labels: impl IntoIterator<Item = (&'a String, &'a String)>,
+        labels: &BTreeMap<String, String>,
+    ) -> bool {
+        match_labels
+            .into_iter()
             .all(|(key, value)| labels.get(key) == Some(value))
     }
 }
@@ -290,6 +324,7 @@ pub struct CreateGitRepos {
     #[serde(default)]
     pub webhook: bool,
     /// `spec.targets`.
+    #[serde(deserialize_with = "suite_targets")]
     pub targets: Vec<Target>,
     /// What must exist before the step ends.
     #[serde(default)]
@@ -373,6 +408,7 @@ pub struct EditTargets {
     #[serde(default)]
     pub gitrepos: Count,
     /// The new `spec.targets`.
+    #[serde(deserialize_with = "suite_targets")]
     pub targets: Vec<Target>,
     /// Latency from the edit to each orphaned BundleDeployment's deletion.
     #[serde(default, skip_serializing_if = "Option::is_none")]

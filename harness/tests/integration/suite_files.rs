@@ -194,9 +194,12 @@ fn label_propagation_suites_have_bystanders_the_label_does_not_affect() {
                 g.targets.iter().all(|t| {
                     t.cluster_name.is_none()
                         && t.cluster_group.is_none()
-                        && t.cluster_selector
-                            .as_ref()
-                            .is_some_and(|s| s.match_labels.keys().all(|k| !added.contains(k)))
+                        && t.cluster_selector.as_ref().is_some_and(|s| {
+                            s.match_labels
+                                .iter()
+                                .flatten()
+                                .all(|(k, _)| !added.contains(k))
+                        })
                 })
             })
             .count();

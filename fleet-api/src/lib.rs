@@ -1,5 +1,7 @@
-//! The `fleet.cattle.io/v1alpha1` types: GitRepo, Bundle, BundleDeployment, Cluster and
-//! ClusterGroup, with Fleet's JSON field names.
+//! One definition of what the controller and the harness both speak: the
+//! `fleet.cattle.io/v1alpha1` types (GitRepo, Bundle, BundleDeployment, Cluster and
+//! ClusterGroup, with Fleet's JSON field names), their CRDs, the controller's profiles and
+//! legacy switches, and Go durations.
 //!
 //! These types are the contract between the controller, the harness and an upstream Fleet
 //! installation: the suites write objects of these kinds and read their status, against the
@@ -8,14 +10,24 @@
 //! `apiserver/tests/fixtures/fleet-crds.yaml`), because an apiserver serving Fleet's own CRDs prunes
 //! any field its schema does not know, and a status field written there would silently
 //! vanish.
+//!
+//! The crate exists so that the harness gets these definitions without compiling the
+//! controller, and so that a name (a profile, a legacy switch, a label key) or a notation (a
+//! Go duration) has one spelling that the controller's flags, the suite files and
+//! `results.json` all share. It holds data and parsers only: how the controller acts on
+//! them (targeting, polling, status) stays in the controller, and the harness predicts
+//! targeting on its own (see `harness/src/steps/world.rs`).
 
 mod bundle;
 mod bundledeployment;
 mod cluster;
 mod clustergroup;
 mod common;
+pub mod crd;
+pub mod duration;
 mod gitrepo;
 pub mod labels;
+pub mod profile;
 
 pub use bundle::{
     Bundle, BundleDisplay, BundleResource, BundleSpec, BundleStatus, TargetCustomizationMode,
@@ -34,8 +46,9 @@ pub use common::{
 };
 pub use gitrepo::{DEFAULT_POLLING_INTERVAL, GitRepo, GitRepoDisplay, GitRepoSpec, GitRepoStatus};
 
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::CustomResourceExt;
+pub use crd::{crds, crds_json, crds_yaml, install_crds};
+pub use duration::GoDuration;
+pub use profile::{LegacySwitch, LegacySwitches, Profile};
 
 /// The API group of every Fleet kind.
 pub const GROUP: &str = "fleet.cattle.io";
@@ -43,49 +56,6 @@ pub const GROUP: &str = "fleet.cattle.io";
 pub const VERSION: &str = "v1alpha1";
 /// `apiVersion` of every Fleet object.
 pub const API_VERSION: &str = "fleet.cattle.io/v1alpha1";
-
-/// The CRDs of the five kinds, generated from the Rust types, in install order.
-pub fn crds() -> Vec<CustomResourceDefinition> {
-    let mut crds = vec![
-        GitRepo::crd(),
-        Bundle::crd(),
-        BundleDeployment::crd(),
-        Cluster::crd(),
-        ClusterGroup::crd(),
-    ];
-    for crd in &mut crds {
-        // The apiserver defaults listKind; Fleet's CRDs spell it out, and so do we.
-        crd.spec.names.list_kind = Some(format!("{}List", crd.spec.names.kind));
-        crd.metadata
-            .labels
-            .get_or_insert_with(Default::default)
-            .insert(
-                labels::MANAGED_BY.to_owned(),
-                labels::CONTROLLER_NAME.to_owned(),
-            );
-    }
-    crds
-}
-
-/// Renders [`crds`] as a multi-document YAML stream (what `--install-crds --dry-run` prints
-/// and what `kubectl apply -f` accepts).
-pub fn crds_yaml() -> Result<String, serde_saphyr::SerializeError> {
-    let mut out = String::new();
-    for crd in crds() {
-        out.push_str("---\n");
-        out.push_str(&serde_saphyr::to_string(&crd)?);
-    }
-    Ok(out)
-}
-
-/// Renders [`crds`] as a JSON `List`.
-pub fn crds_json() -> serde_json::Value {
-    serde_json::json!({
-        "apiVersion": "v1",
-        "kind": "List",
-        "items": crds(),
-    })
-}
 
 #[cfg(test)]
 mod schema_tests;

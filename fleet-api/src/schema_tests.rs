@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::crds;
 
-const FLEET_CRDS: &str = include_str!("../../../apiserver/tests/fixtures/fleet-crds.yaml");
+const FLEET_CRDS: &str = include_str!("../../apiserver/tests/fixtures/fleet-crds.yaml");
 
 /// Fleet's CRDs by kind.
 fn fleet_crds() -> BTreeMap<String, Value> {

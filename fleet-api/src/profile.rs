@@ -4,18 +4,29 @@
 //! so a suite can show which regression it detects. Each switch names one algorithm that
 //! Fleet fixed (see fleet-behaviour.md, "Behaviours behind the seed reports"), and the code
 //! consults the switch at exactly the place where the fixed and the pre-fix algorithm part.
+//!
+//! The controller's flags, the suite files (`controller.profile`, `legacy`, `baseline`,
+//! `sensitivity`) and `results.json` all spell profiles and switches with the names defined
+//! here, once: the serde names equal the flag values ([`Profile::as_str`],
+//! [`LegacySwitch::as_str`]), and a test holds them equal.
 
 use std::collections::BTreeSet;
 use std::fmt;
 use std::str::FromStr;
 
+use serde::{Deserialize, Serialize};
+
 /// A named set of legacy switches.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
 pub enum Profile {
     /// Fleet's current algorithms (no legacy switch).
     #[default]
+    #[serde(rename = "current")]
     Current,
     /// Fleet v0.10's algorithms: every legacy switch on.
+    #[serde(rename = "fleet-v0.10")]
     FleetV010,
 }
 
@@ -56,12 +67,14 @@ impl FromStr for Profile {
 }
 
 /// One pre-fix algorithm.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum LegacySwitch {
     /// Poll exactly every `pollingInterval`, without the 0..+10% jitter (before PR 3151).
     NoPollJitter,
     /// A GitRepo whose poll fails leaves the polling schedule until its spec is edited, and
     /// the periodic resync does not bring it back (issue 3138).
+    #[serde(rename = "drop-gitrepo-after-error")]
     DropGitRepoAfterError,
     /// Any Cluster change re-reconciles every Bundle and re-patches its status and its
     /// BundleDeployments (issue 3163, before PR 3245).
@@ -96,6 +109,11 @@ impl LegacySwitch {
             LegacySwitch::UnthrottledStatusWrites => "unthrottled-status-writes",
         }
     }
+
+    /// Every switch's name, comma-separated, in documentation order (for help and errors).
+    pub fn names() -> String {
+        LegacySwitch::ALL.map(LegacySwitch::as_str).join(", ")
+    }
 }
 
 impl fmt::Display for LegacySwitch {
@@ -113,6 +131,19 @@ impl FromStr for LegacySwitch {
             .copied()
             .find(|switch| switch.as_str() == s)
             .ok_or_else(|| Error::UnknownSwitch(s.to_owned()))
+    }
+}
+
+/// `--legacy` flags take their possible values (listed in `--help` and in the error for an
+/// unknown name) from [`LegacySwitch::ALL`].
+#[cfg(feature = "clap")]
+impl clap::ValueEnum for LegacySwitch {
+    fn value_variants<'a>() -> &'a [Self] {
+        &LegacySwitch::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.as_str()))
     }
 }
 
@@ -166,10 +197,7 @@ pub enum Error {
     #[error("unknown profile {0:?}: expected current or fleet-v0.10")]
     UnknownProfile(String),
     /// `--legacy` got a name that is not one of the five switches.
-    #[error(
-        "unknown legacy switch {0:?}: expected one of no-poll-jitter, drop-gitrepo-after-error, \
-         requeue-all-bundles-on-cluster-change, orphan-cleanup-in-cluster-pass, unthrottled-status-writes"
-    )]
+    #[error("unknown legacy switch {0:?}: expected one of {names}", names = LegacySwitch::names())]
     UnknownSwitch(String),
 }
 
@@ -203,5 +231,29 @@ mod tests {
         );
         assert_eq!("fleet-v0.10".parse::<Profile>(), Ok(Profile::FleetV010));
         assert!("v0.10".parse::<Profile>().is_err());
+        assert!(Error::UnknownSwitch("x".into()).to_string().ends_with(
+            "expected one of no-poll-jitter, drop-gitrepo-after-error, \
+                 requeue-all-bundles-on-cluster-change, orphan-cleanup-in-cluster-pass, \
+                 unthrottled-status-writes"
+        ));
+    }
+
+    /// Suite files and `results.json` use the serde names; flags use `as_str`. They must
+    /// never drift apart.
+    #[test]
+    fn serde_names_are_the_flag_names() {
+        for switch in LegacySwitch::ALL {
+            let json = serde_json::to_value(switch).unwrap();
+            assert_eq!(json, switch.as_str(), "{switch:?}");
+            assert_eq!(
+                serde_json::from_value::<LegacySwitch>(json).unwrap(),
+                switch
+            );
+        }
+        for profile in [Profile::Current, Profile::FleetV010] {
+            let json = serde_json::to_value(profile).unwrap();
+            assert_eq!(json, profile.as_str(), "{profile:?}");
+            assert_eq!(serde_json::from_value::<Profile>(json).unwrap(), profile);
+        }
     }
 }

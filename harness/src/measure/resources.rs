@@ -169,7 +169,10 @@ fn resident_bytes(stat: Option<&HashMap<String, u64>>, usage: u64) -> u64 {
     // cgroup v2 names, then cgroup v1 names (memory.stat of the container's group).
     sum("anon", "file_mapped")
         .or_else(|| sum("rss", "mapped_file"))
-        .or_else(|| stat.get("inactive_file").map(|cache| usage.saturating_sub(*cache)))
+        .or_else(|| {
+            stat.get("inactive_file")
+                .map(|cache| usage.saturating_sub(*cache))
+        })
         .unwrap_or(usage)
 }
 
@@ -289,8 +292,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_missing_process_yields_no_samples() {
-        let sampler =
-            ResourceSampler::start(
+        let sampler = ResourceSampler::start(
             ResourceSource::Process(u32::MAX - 1),
             Instant::now(),
             Duration::from_millis(10),

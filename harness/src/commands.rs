@@ -412,9 +412,9 @@ async fn repeated(
             "spread {}/{}: median {}, range {}–{}, CV {} over {} runs{}",
             spread.suite,
             spread.slo,
-            crate::slo::format_value(spread.median, &spread.unit),
-            crate::slo::format_value(spread.min, &spread.unit),
-            crate::slo::format_value(spread.max, &spread.unit),
+            spread.unit.format(spread.median),
+            spread.unit.format(spread.min),
+            spread.unit.format(spread.max),
             spread
                 .cv
                 .map_or("n/a".to_string(), |cv| format!("{:.1}%", cv * 100.0)),

@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 
 use crate::ledger;
 use crate::results::{Measurement, RunResults, SuiteResult};
-use crate::slo::format_value;
+use crate::slo::{Comparison, Stat, Unit};
 use crate::stages::{self, Stage};
 use crate::suite::MeasurementKind;
 
@@ -62,8 +62,8 @@ pub struct Row {
     pub base: Option<f64>,
     /// New value.
     pub new: Option<f64>,
-    /// Unit.
-    pub unit: String,
+    /// Unit; none for a row without figures (a suite only one run has).
+    pub unit: Option<Unit>,
     /// NEW / BASE.
     pub ratio: Option<f64>,
     /// Verdicts of an SLO row (base, new).
@@ -73,6 +73,14 @@ pub struct Row {
     /// The base run has this suite or SLO and the new run does not: a check that stopped
     /// being made is a regression until someone says otherwise, never a silent pass.
     pub gone: bool,
+}
+
+impl Row {
+    /// A figure of this row for people, in its unit.
+    pub fn format(&self, value: f64) -> String {
+        self.unit
+            .map_or_else(|| value.to_string(), |unit| unit.format(value))
+    }
 }
 
 /// What a row says about something only the base run has.
@@ -91,7 +99,7 @@ pub fn compare(base: &RunResults, new: &RunResults, tolerance: f64) -> Vec<Row> 
                 is_slo: false,
                 base: None,
                 new: None,
-                unit: String::new(),
+                unit: None,
                 ratio: None,
                 verdicts: None,
                 change: Change::Missing,
@@ -101,10 +109,9 @@ pub fn compare(base: &RunResults, new: &RunResults, tolerance: f64) -> Vec<Row> 
         };
         for slo in &suite.slos {
             let previous = old.slos.iter().find(|s| s.name == slo.name);
-            let direction = if slo.comparison == ">=" {
-                Direction::Higher
-            } else {
-                Direction::Lower
+            let direction = match slo.comparison {
+                Comparison::AtLeast => Direction::Higher,
+                Comparison::AtMost => Direction::Lower,
             };
             let base_value = previous.and_then(|p| p.observed);
             let mut row = row(
@@ -112,7 +119,7 @@ pub fn compare(base: &RunResults, new: &RunResults, tolerance: f64) -> Vec<Row> 
                 format!("slo {}", slo.name),
                 base_value,
                 slo.observed,
-                &slo.unit,
+                slo.unit,
                 direction,
                 tolerance,
             );
@@ -138,7 +145,7 @@ pub fn compare(base: &RunResults, new: &RunResults, tolerance: f64) -> Vec<Row> 
                 is_slo: true,
                 base: slo.observed,
                 new: None,
-                unit: slo.unit.clone(),
+                unit: Some(slo.unit),
                 ratio: None,
                 verdicts: None,
                 change: Change::Worse,
@@ -152,11 +159,7 @@ pub fn compare(base: &RunResults, new: &RunResults, tolerance: f64) -> Vec<Row> 
                     MeasurementKind::Latency | MeasurementKind::Count => Direction::Lower,
                     MeasurementKind::Intervals | MeasurementKind::Value => Direction::Neutral,
                 };
-                let unit = if matches!(stat, "missing" | "count") {
-                    "count"
-                } else {
-                    measurement.unit.as_str()
-                };
+                let unit = stat.unit_in(measurement.unit);
                 rows.push(row(
                     &suite.name,
                     format!("{name} {stat}"),
@@ -174,7 +177,7 @@ pub fn compare(base: &RunResults, new: &RunResults, tolerance: f64) -> Vec<Row> 
                 "controller cpu".into(),
                 Some(then.cpu_seconds),
                 Some(now.cpu_seconds),
-                "s",
+                Unit::Seconds,
                 Direction::Lower,
                 tolerance,
             ));
@@ -183,7 +186,7 @@ pub fn compare(base: &RunResults, new: &RunResults, tolerance: f64) -> Vec<Row> 
                 "controller peak rss".into(),
                 Some(then.peak_rss_bytes as f64),
                 Some(now.peak_rss_bytes as f64),
-                "bytes",
+                Unit::Bytes,
                 Direction::Lower,
                 tolerance,
             ));
@@ -201,7 +204,7 @@ pub fn compare(base: &RunResults, new: &RunResults, tolerance: f64) -> Vec<Row> 
             is_slo: false,
             base: None,
             new: None,
-            unit: String::new(),
+            unit: None,
             ratio: None,
             verdicts: None,
             change: Change::Worse,
@@ -211,11 +214,11 @@ pub fn compare(base: &RunResults, new: &RunResults, tolerance: f64) -> Vec<Row> 
     rows
 }
 
-fn headline_stats(measurement: &Measurement) -> &'static [&'static str] {
+fn headline_stats(measurement: &Measurement) -> &'static [Stat] {
     match measurement.kind {
-        MeasurementKind::Latency => &["p50", "p99", "max", "missing"],
-        MeasurementKind::Intervals => &["p50", "min", "max", "stddev"],
-        MeasurementKind::Count | MeasurementKind::Value => &["value"],
+        MeasurementKind::Latency => &[Stat::P50, Stat::P99, Stat::Max, Stat::Missing],
+        MeasurementKind::Intervals => &[Stat::P50, Stat::Min, Stat::Max, Stat::Stddev],
+        MeasurementKind::Count | MeasurementKind::Value => &[Stat::Value],
     }
 }
 
@@ -224,7 +227,7 @@ fn row(
     item: String,
     base: Option<f64>,
     new: Option<f64>,
-    unit: &str,
+    unit: Unit,
     direction: Direction,
     tolerance: f64,
 ) -> Row {
@@ -243,7 +246,7 @@ fn row(
         is_slo: false,
         base,
         new,
-        unit: unit.to_string(),
+        unit: Some(unit),
         ratio,
         verdicts: None,
         change,
@@ -277,8 +280,8 @@ pub fn render_text(rows: &[Row]) -> String {
             [
                 r.suite.clone(),
                 r.item.clone(),
-                r.base.map_or("-".into(), |v| format_value(v, &r.unit)),
-                r.new.map_or("-".into(), |v| format_value(v, &r.unit)),
+                r.base.map_or("-".into(), |v| r.format(v)),
+                r.new.map_or("-".into(), |v| r.format(v)),
                 r.ratio.map_or("-".into(), |v| format!("{v:.2}x")),
                 match r.verdicts {
                     Some((b, n)) if b != n => format!(
@@ -447,9 +450,13 @@ pub fn render_stages_text(changes: &[StageChange]) -> String {
             suite = change.suite,
             name = change.base_name,
             stage = change.stage.name(),
-            base = change.base_p50.map_or("-".into(), |v| format_value(v, "s")),
+            base = change
+                .base_p50
+                .map_or("-".into(), |v| Unit::Seconds.format(v)),
             bm = mark(change.dominated_before),
-            new = change.new_p50.map_or("-".into(), |v| format_value(v, "s")),
+            new = change
+                .new_p50
+                .map_or("-".into(), |v| Unit::Seconds.format(v)),
             nm = mark(change.dominates_now),
         );
     }
@@ -537,7 +544,7 @@ mod tests {
         let mut new = base.clone();
         new.suites[0].slos[0].observed = Some(2.98);
         let p99 = new.suites[0].measurements.get_mut("label-to-bd").unwrap();
-        p99.stats.insert("p99".into(), 3.0);
+        p99.stats.insert(Stat::P99, 3.0);
         let rows = compare(&base, &new, 0.1);
         let slo = find(&rows, "label-propagation", "slo bd-p99");
         assert_eq!(slo.change, Change::Worse);

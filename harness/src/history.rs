@@ -16,7 +16,7 @@ use crate::changepoint;
 use crate::report::html::{badge, escape, page};
 use crate::report::{self, LabelledRun, svg};
 use crate::results::{ResultsError, RunResults};
-use crate::slo::format_value;
+use crate::slo::{Comparison, Unit};
 use crate::suite::Scale;
 
 /// The index data file inside the history directory.
@@ -72,13 +72,13 @@ pub struct HistorySlo {
     /// SLO.
     pub name: String,
     /// `<=` or `>=`.
-    pub comparison: String,
+    pub comparison: Comparison,
     /// Threshold.
     pub threshold: f64,
     /// Observed value.
     pub observed: Option<f64>,
     /// Unit.
-    pub unit: String,
+    pub unit: Unit,
     /// Verdict.
     pub pass: bool,
 }
@@ -184,9 +184,9 @@ pub struct SeriesChanges {
     /// Scale.
     pub scale: String,
     /// Unit of the figures.
-    pub unit: String,
+    pub unit: Unit,
     /// `<=` or `>=`: which direction is worse.
-    pub comparison: String,
+    pub comparison: Comparison,
     /// Runs with an observation in the line.
     pub runs: usize,
     /// Where the line shifted, oldest first.
@@ -246,7 +246,10 @@ pub fn change_points(history: &History) -> ChangePoints {
                 .map(|change| {
                     let (run, _, _) = points[change.index];
                     let up = change.change() > 0.0;
-                    let worse = if last.comparison == ">=" { !up } else { up };
+                    let worse = match last.comparison {
+                        Comparison::AtLeast => !up,
+                        Comparison::AtMost => up,
+                    };
                     ChangeRecord {
                         run: run.id.clone(),
                         started_at: run.started_at.clone(),
@@ -268,8 +271,8 @@ pub fn change_points(history: &History) -> ChangePoints {
                 provider: key.provider.clone(),
                 profile: key.profile.clone(),
                 scale: key.scale.clone(),
-                unit: last.unit.clone(),
-                comparison: last.comparison.clone(),
+                unit: last.unit,
+                comparison: last.comparison,
                 runs: values.len(),
                 changes,
             })
@@ -369,10 +372,10 @@ pub fn publish(run_dirs: &[PathBuf], dir: &Path, keep: usize) -> Result<History,
                     profile: crate::results::profile_label(suite.profile).to_string(),
                     scale: scale_label(&suite.settings.scale),
                     name: slo.name.clone(),
-                    comparison: slo.comparison.clone(),
+                    comparison: slo.comparison,
                     threshold: slo.threshold,
                     observed: slo.observed,
-                    unit: slo.unit.clone(),
+                    unit: slo.unit,
                     pass: slo.pass,
                 })
                 .collect(),
@@ -435,14 +438,14 @@ pub fn render_index(history: &History) -> String {
 }
 
 /// The change-point summary of a figure: `+35% (1.2 s → 1.6 s)`.
-fn describe_change(change: &ChangeRecord, unit: &str) -> String {
+fn describe_change(change: &ChangeRecord, unit: Unit) -> String {
     let relative = change
         .relative_change
         .map_or(String::new(), |r| format!("{:+.0}% ", r * 100.0));
     format!(
         "{relative}({} → {})",
-        format_value(change.before_mean, unit),
-        format_value(change.after_mean, unit)
+        unit.format(change.before_mean),
+        unit.format(change.after_mean)
     )
 }
 
@@ -495,7 +498,7 @@ pub fn render_index_with(history: &History, changes: &ChangePoints) -> String {
                     "{}, {}, {}",
                     series.provider, series.profile, series.scale
                 )),
-                size = escape(&describe_change(change, &series.unit)),
+                size = escape(&describe_change(change, series.unit)),
                 confidence = change.confidence * 100.0,
                 p = change.p_value,
                 direction = escape(&change.direction),
@@ -540,7 +543,7 @@ pub fn render_index_with(history: &History, changes: &ChangePoints) -> String {
                     r#"<a href="{href}">{started}</a>: {size}, {confidence:.0}%"#,
                     href = escape(&c.report),
                     started = escape(&c.started_at),
-                    size = escape(&describe_change(c, &s.unit)),
+                    size = escape(&describe_change(c, s.unit)),
                     confidence = c.confidence * 100.0
                 )
             });
@@ -561,12 +564,12 @@ pub fn render_index_with(history: &History, changes: &ChangePoints) -> String {
             suite = escape(&key.suite),
             name = escape(&key.name),
             context = escape(&context),
-            cmp = escape(&last.comparison),
-            threshold = format_value(last.threshold, &last.unit),
+            cmp = escape(last.comparison.as_str()),
+            threshold = last.unit.format(last.threshold),
             spark = svg::sparkline_marked(&values, &failed, &shift_runs),
             latest = last
                 .observed
-                .map_or("–".to_string(), |v| format_value(v, &last.unit)),
+                .map_or("–".to_string(), |v| last.unit.format(v)),
             badge = badge(last.pass),
             total = present.len()
         );
@@ -582,7 +585,7 @@ pub fn render_index_with(history: &History, changes: &ChangePoints) -> String {
             badge = badge(run.passed),
             provider = escape(&run.provider),
             total = run.slos.len(),
-            took = format_value(run.duration_s, "s"),
+            took = Unit::Seconds.format(run.duration_s),
             href = escape(&run.report)
         );
     }

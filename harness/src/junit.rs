@@ -1,14 +1,13 @@
 //! `junit.xml`: one test suite per fleetbench suite, one test case per SLO.
 //!
 //! CI systems show JUnit natively; an SLO that failed appears as a failed test whose
-//! message is the verdict line a person would write ("p99 2.4s > 2s").
+//! message is the verdict line a person would write (`SloResult`'s `Display`).
 
 use std::time::Duration;
 
 use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
 
 use crate::results::{EXTERNAL_SETTINGS, RunResults, SuiteStatus, profile_label};
-use crate::slo::format_value;
 
 /// File name of the JUnit report in a run directory.
 pub const JUNIT_FILE: &str = "junit.xml";
@@ -45,7 +44,7 @@ pub fn render(results: &RunResults) -> String {
                 } else {
                     NonSuccessKind::Error
                 });
-                status.set_message(verdict_line(slo));
+                status.set_message(slo.to_string());
                 if let Some(error) = &slo.error {
                     status.set_description(error.as_str());
                 }
@@ -72,43 +71,6 @@ pub fn render(results: &RunResults) -> String {
         .expect("JUnit serialisation into a string cannot fail")
 }
 
-/// `p99 of label-to-bd: 2.4s, threshold <= 2s`.
-pub fn verdict_line(slo: &crate::results::SloResult) -> String {
-    let threshold = format_value(slo.threshold, &slo.unit);
-    if let Some(problem) = &slo.damaged {
-        let clean = crate::results::SloResult {
-            damaged: None,
-            ..slo.clone()
-        };
-        return format!("{} [measurement damaged: {problem}]", verdict_line(&clean));
-    }
-    if let Some(reason) = &slo.not_applicable {
-        return format!(
-            "{} of {}: not applicable (threshold {} {threshold}): {reason}",
-            slo.stat, slo.measurement, slo.comparison
-        );
-    }
-    match slo.observed {
-        Some(observed) => format!(
-            "{} of {}: {} (threshold {} {threshold})",
-            slo.stat,
-            slo.measurement,
-            format_value(observed, &slo.unit),
-            slo.comparison
-        ),
-        None => format!(
-            "{} of {}: not measured (threshold {} {threshold}){}",
-            slo.stat,
-            slo.measurement,
-            slo.comparison,
-            slo.error
-                .as_ref()
-                .map(|e| format!(": {e}"))
-                .unwrap_or_default()
-        ),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,7 +81,7 @@ mod tests {
         let mut results = fixtures::run();
         let slo = &mut results.suites[0].slos[0];
         slo.damaged = Some("settle gave up".into());
-        let line = verdict_line(slo);
+        let line = slo.to_string();
         assert!(
             line.ends_with("[measurement damaged: settle gave up]"),
             "{line}"
@@ -127,7 +89,7 @@ mod tests {
         slo.damaged = None;
         slo.pass = false;
         slo.not_applicable = Some("no baseline".into());
-        assert!(verdict_line(slo).contains("not applicable"));
+        assert!(slo.to_string().contains("not applicable"));
         let xml = render(&results);
         assert!(xml.contains("<skipped"), "{xml}");
     }

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::results::{RunResults, profile_label};
+use crate::slo::Unit;
 
 /// File name of the spread summary in a repeated run's directory.
 pub const SPREAD_FILE: &str = "spread.json";
@@ -25,7 +26,7 @@ pub struct Spread {
     /// Profile, or that the controller's settings are unknown.
     pub profile: String,
     /// Unit of the values.
-    pub unit: String,
+    pub unit: Unit,
     /// The observed value of each run that observed one, in run order.
     pub values: Vec<f64>,
     /// Runs in which the SLO had no observation (not measured, not applicable).
@@ -47,9 +48,8 @@ pub struct Spread {
 /// other setups never mix. SLOs observed in no run are listed with empty values.
 pub fn spreads(runs: &[RunResults]) -> Vec<Spread> {
     /// One series' observations so far.
-    #[derive(Default)]
     struct Series {
-        unit: String,
+        unit: Unit,
         values: Vec<f64>,
         unobserved: usize,
         failures: usize,
@@ -63,8 +63,10 @@ pub fn spreads(runs: &[RunResults]) -> Vec<Spread> {
                 slo.name.clone(),
             );
             let series = grouped.entry(key).or_insert_with(|| Series {
-                unit: slo.unit.clone(),
-                ..Series::default()
+                unit: slo.unit,
+                values: Vec::new(),
+                unobserved: 0,
+                failures: 0,
             });
             match slo.observed {
                 Some(value) if value.is_finite() => series.values.push(value),

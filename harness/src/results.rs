@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::slo::{Comparison, Stat, StepOutcome, Unit};
 use crate::suite::{ControllerSettings, MeasurementKind, Profile, Scale};
 
 /// File name of the results in a run directory.
@@ -220,9 +221,9 @@ pub struct SloResult {
     /// The measurement read.
     pub measurement: String,
     /// Its statistic.
-    pub stat: String,
+    pub stat: Stat,
     /// `<=` or `>=`.
-    pub comparison: String,
+    pub comparison: Comparison,
     /// Threshold value (seconds for durations).
     pub threshold: f64,
     /// The threshold as written in the suite (`polling_interval * 1.1 + 2s`).
@@ -230,7 +231,7 @@ pub struct SloResult {
     /// Observed value; absent when the measurement was not taken.
     pub observed: Option<f64>,
     /// Unit of threshold and observed value.
-    pub unit: String,
+    pub unit: Unit,
     /// The verdict.
     pub pass: bool,
     /// Why there is no observation, when there is none.
@@ -261,11 +262,11 @@ pub struct Measurement {
     /// Shape of the data.
     pub kind: MeasurementKind,
     /// Unit of the samples and most stats (`s`, `writes`, `ratio`, ...).
-    pub unit: String,
+    pub unit: Unit,
     /// What was measured, in words.
     pub description: String,
     /// Named statistics (what SLOs read): p50, p90, p99, max, count, missing, value, ...
-    pub stats: BTreeMap<String, f64>,
+    pub stats: BTreeMap<Stat, f64>,
     /// Raw samples, in arrival order (latencies, intervals).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub samples: Vec<f64>,
@@ -282,12 +283,12 @@ pub struct Measurement {
 
 impl Measurement {
     /// A single number.
-    pub fn value(unit: &str, description: impl Into<String>, value: f64) -> Measurement {
+    pub fn value(unit: Unit, description: impl Into<String>, value: f64) -> Measurement {
         Measurement {
             kind: MeasurementKind::Value,
-            unit: unit.to_string(),
+            unit,
             description: description.into(),
-            stats: BTreeMap::from([("value".to_string(), value)]),
+            stats: BTreeMap::from([(Stat::Value, value)]),
             samples: Vec::new(),
             breakdown: BTreeMap::new(),
             band: None,
@@ -296,8 +297,8 @@ impl Measurement {
     }
 
     /// A stat, if present.
-    pub fn stat(&self, name: &str) -> Option<f64> {
-        self.stats.get(name).copied()
+    pub fn stat(&self, stat: Stat) -> Option<f64> {
+        self.stats.get(&stat).copied()
     }
 }
 
@@ -312,8 +313,8 @@ pub struct StepResult {
     pub started_s: f64,
     /// How long the step took.
     pub duration_s: f64,
-    /// `ok` or `error`.
-    pub outcome: String,
+    /// `ok`, `error` or `interrupted`.
+    pub outcome: StepOutcome,
     /// Details (counts, or the error).
     #[serde(default)]
     pub message: String,
@@ -545,14 +546,11 @@ pub(crate) mod fixtures {
     /// A latency measurement from samples.
     pub fn latency(samples: Vec<f64>, expected: usize) -> Measurement {
         let mut stats = Summary::of(&samples).to_stats();
-        stats.insert("expected".into(), expected as f64);
-        stats.insert(
-            "missing".into(),
-            expected.saturating_sub(samples.len()) as f64,
-        );
+        stats.insert(Stat::Expected, expected as f64);
+        stats.insert(Stat::Missing, expected.saturating_sub(samples.len()) as f64);
         Measurement {
             kind: MeasurementKind::Latency,
-            unit: "s".into(),
+            unit: Unit::Seconds,
             description: "label to each new BundleDeployment".into(),
             stats,
             samples,
@@ -566,7 +564,7 @@ pub(crate) mod fixtures {
     pub fn slo(
         name: &str,
         measurement: &str,
-        stat: &str,
+        stat: Stat,
         threshold: f64,
         observed: f64,
     ) -> SloResult {
@@ -574,12 +572,12 @@ pub(crate) mod fixtures {
             name: name.into(),
             description: format!("{stat} of {measurement}"),
             measurement: measurement.into(),
-            stat: stat.into(),
-            comparison: "<=".into(),
+            stat,
+            comparison: Comparison::AtMost,
             threshold,
             threshold_expr: format!("{threshold}s"),
             observed: Some(observed),
-            unit: "s".into(),
+            unit: Unit::Seconds,
             pass: observed <= threshold,
             error: None,
             not_applicable: None,
@@ -592,7 +590,7 @@ pub(crate) mod fixtures {
         let fast = latency((1..=300).map(|i| f64::from(i) / 200.0).collect(), 300);
         let poll = Measurement {
             kind: MeasurementKind::Intervals,
-            unit: "s".into(),
+            unit: Unit::Seconds,
             description: "seconds between polls".into(),
             stats: Summary::of(&[60.5, 62.0, 65.9, 61.2]).to_stats(),
             samples: vec![60.5, 62.0, 65.9, 61.2],
@@ -617,14 +615,14 @@ pub(crate) mod fixtures {
             error: None,
             started_at: "2026-08-01T10:00:00Z".into(),
             duration_s: 12.5,
-            slos: vec![slo("bd-p99", "label-to-bd", "p99", 10.0, 1.49)],
+            slos: vec![slo("bd-p99", "label-to-bd", Stat::P99, 10.0, 1.49)],
             measurements: BTreeMap::from([("label-to-bd".to_string(), fast)]),
             steps: vec![StepResult {
                 index: 0,
                 action: "label_cluster".into(),
                 started_s: 1.0,
                 duration_s: 1.6,
-                outcome: "ok".into(),
+                outcome: StepOutcome::Ok,
                 message: "300 new BundleDeployments".into(),
                 api_writes: BTreeMap::from([("bundledeployments CREATE".to_string(), 300.0)]),
                 quality: Vec::new(),
@@ -701,9 +699,9 @@ pub(crate) mod fixtures {
         jitter.name = "polling-jitter".into();
         jitter.status = SuiteStatus::Failed;
         jitter.slos = vec![SloResult {
-            comparison: ">=".into(),
+            comparison: Comparison::AtLeast,
             pass: false,
-            ..slo("jitter-spread", "poll-interval", "stddev", 0.5, 0.01)
+            ..slo("jitter-spread", "poll-interval", Stat::Stddev, 0.5, 0.01)
         }];
         jitter.measurements = BTreeMap::from([("poll-interval".to_string(), poll)]);
         let mut results = RunResults {
@@ -798,6 +796,48 @@ mod tests {
         );
         assert_eq!(json["environment"]["cpus"], 2);
         assert_eq!(json["passed"], false);
+    }
+
+    #[test]
+    fn stats_comparisons_units_and_outcomes_are_written_as_strings() {
+        let json = serde_json::to_value(fixtures::run()).unwrap();
+        let suite = &json["suites"][1];
+        assert_eq!(suite["slos"][0]["stat"], "stddev");
+        assert_eq!(suite["slos"][0]["comparison"], ">=");
+        assert_eq!(suite["slos"][0]["unit"], "s");
+        assert_eq!(suite["steps"][0]["outcome"], "ok");
+        assert_eq!(json["suites"][0]["slos"][0]["comparison"], "<=");
+        assert_eq!(suite["measurements"]["poll-interval"]["unit"], "s");
+        assert!(suite["measurements"]["poll-interval"]["stats"]["stddev"].is_number());
+    }
+
+    /// The published runs (written when stats, comparisons, units and step outcomes were
+    /// strings) read and write back byte for byte.
+    #[test]
+    fn stored_results_files_write_back_unchanged() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut files = Vec::new();
+        let runs = root.join("../reports/runs");
+        for entry in std::fs::read_dir(&runs).unwrap() {
+            files.push(entry.unwrap().path().join(RESULTS_FILE));
+        }
+        assert!(!files.is_empty(), "no published runs in {}", runs.display());
+        for file in files {
+            let text = std::fs::read_to_string(&file).unwrap();
+            let results = RunResults::read(&file).unwrap();
+            let written = serde_json::to_string_pretty(&results).unwrap();
+            let first_change = written
+                .lines()
+                .zip(text.lines())
+                .position(|(now, then)| now != then);
+            assert_eq!(
+                (first_change, written.lines().count()),
+                (None, text.trim_end().lines().count()),
+                "{} changed when read and written back: {:?}",
+                file.display(),
+                first_change.map(|i| (text.lines().nth(i), written.lines().nth(i)))
+            );
+        }
     }
 
     #[test]

@@ -22,6 +22,7 @@ use crate::results::{
     ApiRequestCount, BaselineResult, ControllerInfo, EXTERNAL_SETTINGS, Measurement, ResourceUsage,
     RunResults, SCHEMA_VERSION, Settings, StepResult, SuiteResult, SuiteStatus, profile_label,
 };
+use crate::slo::{Stat, StepOutcome, Unit};
 use crate::steps::{self, Context, StepError, World};
 use crate::suite::{LegacySwitch, Profile, Suite};
 use crate::{environment, junit, report, slo};
@@ -455,15 +456,15 @@ fn ratio_measurement(
     then_label: &str,
     source: &str,
 ) -> Option<Measurement> {
-    let now = now.get(&ratio.measurement)?.stat("value")?;
-    let then = then.get(&ratio.measurement)?.stat("value")?;
+    let now = now.get(&ratio.measurement)?.stat(Stat::Value)?;
+    let then = then.get(&ratio.measurement)?.stat(Stat::Value)?;
     let value = if then > 0.0 {
         now / then
     } else {
         f64::INFINITY.min(1e9)
     };
     let mut measurement = Measurement::value(
-        "ratio",
+        Unit::Ratio,
         format!(
             "{} of the controller under test ({now_label}) divided by the same of the baseline ({then_label}, {source})",
             ratio.measurement
@@ -789,7 +790,7 @@ async fn run_in_environment(
                             .push(format!("step {index} ({}): {problem}", step.action()));
                     }
                     quality = output.quality;
-                    ("ok".to_string(), output.message)
+                    (StepOutcome::Ok, output.message)
                 }
                 Err(error) => {
                     let died = controller.as_mut().and_then(|c| c.check_alive().err());
@@ -807,7 +808,11 @@ async fn run_in_environment(
                         action: step.action().to_string(),
                         started_s: step_started.duration_since(origin).as_secs_f64(),
                         duration_s: step_started.elapsed().as_secs_f64(),
-                        outcome: if cancelled { "interrupted" } else { "error" }.to_string(),
+                        outcome: if cancelled {
+                            StepOutcome::Interrupted
+                        } else {
+                            StepOutcome::Error
+                        },
                         message,
                         api_writes,
                         quality: Vec::new(),
@@ -1044,7 +1049,7 @@ pub fn summary(results: &RunResults) -> String {
                     (false, None) => "FAIL",
                 },
                 slo.name,
-                junit::verdict_line(slo)
+                slo
             );
         }
     }
@@ -1156,7 +1161,7 @@ slos:
         stored.suites[0].settings.scale = suite(3).scale;
         stored.suites[0].measurements.insert(
             "writes".to_string(),
-            Measurement::value("writes", "status writes", 200.0),
+            Measurement::value(Unit::Writes, "status writes", 200.0),
         );
         stored.write_to_dir(dir.path()).unwrap();
 
@@ -1169,7 +1174,7 @@ slos:
         assert!(source.contains(&stored.started_at), "{source}");
         let now = BTreeMap::from([(
             "writes".to_string(),
-            Measurement::value("writes", "status writes", 50.0),
+            Measurement::value(Unit::Writes, "status writes", 50.0),
         )]);
         let spec = suite(3).baseline.unwrap().ratios[0].clone();
         let ratio = ratio_measurement(
@@ -1181,7 +1186,7 @@ slos:
             &source,
         )
         .unwrap();
-        assert_eq!(ratio.stat("value"), Some(0.25));
+        assert_eq!(ratio.stat(Stat::Value), Some(0.25));
         assert!(ratio.description.contains(&source), "{}", ratio.description);
 
         let other_scale = stored_baseline(Some(dir.path()), &suite(30)).unwrap_err();

@@ -1,23 +1,19 @@
 //! SLO verdicts: a suite's thresholds applied to its measurements.
 //!
 //! An SLO whose measurement is missing (the step that takes it failed or never ran) fails
-//! with the reason attached: a run that measured nothing must not pass.
+//! with the reason attached: a run that measured nothing must not pass. A verdict reads the
+//! same wherever it is shown (JUnit, the report, the console): `SloResult`'s `Display`.
+//! The words SLOs are written in are in [`vocabulary`].
+
+pub mod vocabulary;
 
 use std::collections::BTreeMap;
+use std::fmt;
+
+pub use vocabulary::{Comparison, Stat, StepOutcome, Unit};
 
 use crate::results::{Measurement, SloResult};
 use crate::suite::{MeasurementKind, SloSpec, Suite};
-
-/// Stats that count things rather than carry the measurement's unit.
-const COUNT_STATS: [&str; 7] = [
-    "count",
-    "expected",
-    "missing",
-    "missed",
-    "mismatches",
-    "repos",
-    "max-advertisements-per-interval",
-];
 
 /// Judges every SLO of `suite`; `why_missing` explains absent measurements.
 pub fn evaluate(
@@ -67,21 +63,16 @@ fn evaluate_one(
     why_missing: Option<&str>,
     ratios: &[&str],
 ) -> SloResult {
-    let (comparison, expr) = match (&spec.max, &spec.min) {
-        (Some(max), _) => ("<=", max),
-        (None, Some(min)) => (">=", min),
-        (None, None) => unreachable!("validated: every SLO has max or min"),
-    };
     let measurement = measurements.get(&spec.measurement);
     let unit = unit_of(spec, measurement, ratios);
     let mut result = SloResult {
         name: spec.name.clone(),
         description: spec.description.clone(),
         measurement: spec.measurement.clone(),
-        stat: spec.stat.clone(),
-        comparison: comparison.to_string(),
+        stat: spec.stat,
+        comparison: spec.comparison,
         threshold: 0.0,
-        threshold_expr: expr.text().to_string(),
+        threshold_expr: spec.threshold.text().to_string(),
         observed: None,
         unit,
         pass: false,
@@ -89,7 +80,7 @@ fn evaluate_one(
         not_applicable: None,
         damaged: None,
     };
-    match expr.evaluate(variables) {
+    match spec.threshold.evaluate(variables) {
         Ok(threshold) => result.threshold = threshold,
         Err(error) => {
             result.error = Some(error.to_string());
@@ -103,56 +94,56 @@ fn evaluate_one(
         });
         return result;
     };
-    let Some(observed) = measurement.stat(&spec.stat) else {
+    let Some(observed) = measurement.stat(spec.stat) else {
         result.error = Some(format!(
             "{:?} has no {:?} (no samples were observed)",
-            spec.measurement, spec.stat
+            spec.measurement,
+            spec.stat.as_str()
         ));
         return result;
     };
     result.observed = Some(observed);
-    result.pass = match comparison {
-        "<=" => observed <= result.threshold,
-        _ => observed >= result.threshold,
-    };
+    result.pass = spec.comparison.holds(observed, result.threshold);
     result
 }
 
 /// The unit of an SLO's threshold and observation: from the measurement when it was
 /// taken, else from what the suite says it is (a ratio to a baseline has no unit of time).
-fn unit_of(spec: &SloSpec, measurement: Option<&Measurement>, ratios: &[&str]) -> String {
-    if COUNT_STATS.contains(&spec.stat.as_str()) {
-        return "count".to_string();
-    }
-    match measurement {
-        Some(measurement) => measurement.unit.clone(),
-        None if ratios.contains(&spec.measurement.as_str()) => "ratio".to_string(),
-        None => "s".to_string(),
-    }
+fn unit_of(spec: &SloSpec, measurement: Option<&Measurement>, ratios: &[&str]) -> Unit {
+    let unit = match measurement {
+        Some(measurement) => measurement.unit,
+        None if ratios.contains(&spec.measurement.as_str()) => Unit::Ratio,
+        None => Unit::Seconds,
+    };
+    spec.stat.unit_in(unit)
 }
 
-/// Formats a value with its unit for people: `1.25s`, `340ms`, `3000`, `38%`.
-pub fn format_value(value: f64, unit: &str) -> String {
-    if !value.is_finite() {
-        return "n/a".to_string();
-    }
-    match unit {
-        "s" if value.abs() < 1.0 && value != 0.0 => format!("{:.0}ms", value * 1000.0),
-        "s" if value.abs() < 100.0 => format!("{}s", trim(value, 2)),
-        "s" => format!("{}s", trim(value, 0)),
-        "ratio" => trim(value, 3),
-        "bytes" => format!("{:.1} MiB", value / (1024.0 * 1024.0)),
-        "count" | "writes" => trim(value, 0),
-        other => format!("{} {other}", trim(value, 2)),
-    }
-}
-
-fn trim(value: f64, decimals: usize) -> String {
-    let text = format!("{value:.decimals$}");
-    if text.contains('.') {
-        text.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        text
+/// The verdict line a person would write, `p99 of label-to-bd: 2.4s (threshold <= 2s)`:
+/// JUnit's failure messages, the report's objectives and the console summary all say it
+/// this way.
+impl fmt::Display for SloResult {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let threshold = self.unit.format(self.threshold);
+        let comparison = self.comparison;
+        write!(f, "{} of {}: ", self.stat, self.measurement)?;
+        if let Some(reason) = &self.not_applicable {
+            write!(
+                f,
+                "not applicable (threshold {comparison} {threshold}): {reason}"
+            )?;
+        } else if let Some(observed) = self.observed {
+            let observed = self.unit.format(observed);
+            write!(f, "{observed} (threshold {comparison} {threshold})")?;
+        } else {
+            write!(f, "not measured (threshold {comparison} {threshold})")?;
+            if let Some(error) = &self.error {
+                write!(f, ": {error}")?;
+            }
+        }
+        if let Some(problem) = &self.damaged {
+            write!(f, " [measurement damaged: {problem}]")?;
+        }
+        Ok(())
     }
 }
 
@@ -197,12 +188,12 @@ slos:
         let results = evaluate(&suite(), &measurements, None);
         assert_eq!(results.len(), 3);
         assert_eq!(results[0].threshold, 2.0);
-        assert_eq!(results[0].comparison, "<=");
+        assert_eq!(results[0].comparison, Comparison::AtMost);
         assert!(results[0].pass, "{:?}", results[0]);
-        assert_eq!(results[0].unit, "s");
+        assert_eq!(results[0].unit, Unit::Seconds);
         assert!(results[1].pass);
-        assert_eq!(results[1].unit, "count");
-        assert_eq!(results[2].comparison, ">=");
+        assert_eq!(results[1].unit, Unit::Count);
+        assert_eq!(results[2].comparison, Comparison::AtLeast);
         assert!(results[2].pass);
     }
 
@@ -261,17 +252,51 @@ slos:
     }
 
     #[test]
-    fn formats_values_for_people() {
-        assert_eq!(format_value(0.34, "s"), "340ms");
-        assert_eq!(format_value(1.25, "s"), "1.25s");
-        assert_eq!(format_value(120.4, "s"), "120s");
-        assert_eq!(format_value(3000.0, "count"), "3000");
-        assert_eq!(format_value(0.375, "ratio"), "0.375");
-        assert_eq!(format_value(f64::NAN, "s"), "n/a");
+    fn a_verdict_reads_as_a_person_would_write_it() {
+        let mut slo = crate::results::fixtures::slo("bd-p99", "label-to-bd", Stat::P99, 2.0, 2.4);
         assert_eq!(
-            format_value(0.07, "writes per change"),
-            "0.07 writes per change",
-            "a fraction of a write is not rounded to 0"
+            slo.to_string(),
+            "p99 of label-to-bd: 2.4s (threshold <= 2s)"
+        );
+        slo.comparison = Comparison::AtLeast;
+        slo.observed = Some(0.01);
+        assert_eq!(
+            slo.to_string(),
+            "p99 of label-to-bd: 10ms (threshold >= 2s)"
+        );
+        slo.damaged = Some("settle gave up".into());
+        assert_eq!(
+            slo.to_string(),
+            "p99 of label-to-bd: 10ms (threshold >= 2s) [measurement damaged: settle gave up]"
+        );
+        slo.damaged = None;
+        slo.observed = None;
+        slo.error = Some("not measured: step 3 failed".into());
+        assert_eq!(
+            slo.to_string(),
+            "p99 of label-to-bd: not measured (threshold >= 2s): not measured: step 3 failed"
+        );
+        slo.error = None;
+        assert_eq!(
+            slo.to_string(),
+            "p99 of label-to-bd: not measured (threshold >= 2s)"
+        );
+        slo.not_applicable = Some("no baseline".into());
+        slo.unit = Unit::Ratio;
+        slo.threshold = 0.5;
+        assert_eq!(
+            slo.to_string(),
+            "p99 of label-to-bd: not applicable (threshold >= 0.5): no baseline"
+        );
+        slo.stat = Stat::Missing;
+        slo.unit = Unit::Count;
+        slo.not_applicable = None;
+        slo.observed = Some(3.0);
+        slo.threshold = 0.0;
+        slo.comparison = Comparison::AtMost;
+        assert_eq!(
+            slo.to_string(),
+            "missing of label-to-bd: 3 (threshold <= 0)"
         );
     }
 }

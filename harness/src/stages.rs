@@ -26,6 +26,7 @@ use gitserver::{GitService, RequestLogEntry};
 use crate::measure::recorder::{Kind, ObjectKey, Observed};
 use crate::measure::stats::Summary;
 use crate::results::{Measurement, SuiteResult};
+use crate::slo::{Stat, Unit};
 use crate::suite::MeasurementKind;
 
 /// One stage of a commit's way to the clusters.
@@ -465,6 +466,11 @@ impl Marks {
 /// The prefix of the breakdown keys that hold a stage's latency from the commit request.
 pub const SINCE_COMMIT: &str = "since commit ";
 
+/// The breakdown key of one statistic of a stage's latency from the commit request.
+pub fn since_commit(stat: Stat) -> String {
+    format!("{SINCE_COMMIT}{stat}")
+}
+
 fn stage_measurement(
     stage: Stage,
     expected: usize,
@@ -472,20 +478,20 @@ fn stage_measurement(
     since: &[f64],
 ) -> Measurement {
     let mut stats = Summary::of(&samples).to_stats();
-    stats.remove("stddev");
-    stats.insert("expected".into(), expected as f64);
+    stats.remove(&Stat::Stddev);
+    stats.insert(Stat::Expected, expected as f64);
     let missing = expected.saturating_sub(samples.len());
-    stats.insert("missing".into(), missing as f64);
+    stats.insert(Stat::Missing, missing as f64);
     let mut breakdown = BTreeMap::new();
     let cumulative = Summary::of(since);
     if cumulative.count > 0 {
         for (stat, value) in [
-            ("p50", cumulative.p50),
-            ("p90", cumulative.p90),
-            ("p99", cumulative.p99),
-            ("max", cumulative.max),
+            (Stat::P50, cumulative.p50),
+            (Stat::P90, cumulative.p90),
+            (Stat::P99, cumulative.p99),
+            (Stat::Max, cumulative.max),
         ] {
-            breakdown.insert(format!("{SINCE_COMMIT}{stat}"), value);
+            breakdown.insert(since_commit(stat), value);
         }
     }
     let mut notes = Vec::new();
@@ -496,7 +502,7 @@ fn stage_measurement(
     }
     Measurement {
         kind: MeasurementKind::Latency,
-        unit: "s".into(),
+        unit: Unit::Seconds,
         description: format!("stage {}: {}", stage.name(), stage.description()),
         stats,
         samples,
@@ -565,23 +571,23 @@ pub fn waterfalls_of(measurements: &BTreeMap<String, Measurement>) -> Vec<Waterf
         .filter_map(|base| {
             let get = |stage: Stage| measurements.get(&measurement_name(base, stage));
             let since_p50 = |stage: Stage| {
-                get(stage).and_then(|m| m.breakdown.get(&format!("{SINCE_COMMIT}p50")).copied())
+                get(stage).and_then(|m| m.breakdown.get(&since_commit(Stat::P50)).copied())
             };
             let stages: Vec<WaterfallStage> = Stage::ALL
                 .into_iter()
                 .filter_map(|stage| {
                     let measurement = get(stage)?;
-                    let observed = measurement.stat("count")? as usize;
+                    let observed = measurement.stat(Stat::Count)? as usize;
                     let end = since_p50(stage)?;
                     let start = stage.parent().and_then(since_p50).unwrap_or(0.0);
                     Some(WaterfallStage {
                         stage,
                         start: start.min(end),
                         end,
-                        p50: measurement.stat("p50").unwrap_or(0.0),
-                        p99: measurement.stat("p99").unwrap_or(0.0),
+                        p50: measurement.stat(Stat::P50).unwrap_or(0.0),
+                        p99: measurement.stat(Stat::P99).unwrap_or(0.0),
                         observed,
-                        expected: measurement.stat("expected").unwrap_or(0.0) as usize,
+                        expected: measurement.stat(Stat::Expected).unwrap_or(0.0) as usize,
                     })
                 })
                 .collect();
@@ -751,7 +757,7 @@ mod tests {
         }
     }
 
-    fn stat(measurements: &[(String, Measurement)], name: &str, stat: &str) -> Option<f64> {
+    fn stat(measurements: &[(String, Measurement)], name: &str, stat: Stat) -> Option<f64> {
         measurements
             .iter()
             .find(|(n, _)| n == name)
@@ -811,7 +817,7 @@ mod tests {
         }
         assert!(marks.all_ready(&plan));
         let m = marks.measurements(&plan, "c");
-        let p50 = |stage: &str| stat(&m, &format!("c/{stage}"), "p50").unwrap();
+        let p50 = |stage: &str| stat(&m, &format!("c/{stage}"), Stat::P50).unwrap();
         let close = |a: f64, b: f64| (a - b).abs() < 0.002;
         assert!(close(p50("push"), 0.1));
         assert!(close(p50("notify"), 0.15), "the webhook came first");
@@ -824,11 +830,11 @@ mod tests {
         assert!(close(p50("applied"), 0.5));
         assert!(close(p50("ready"), 1.0));
         let ready = &m.iter().find(|(n, _)| n == "c/ready").unwrap().1;
-        assert!(close(ready.breakdown[&format!("{SINCE_COMMIT}p50")], 2.5));
+        assert!(close(ready.breakdown[&since_commit(Stat::P50)], 2.5));
         let notify = &m.iter().find(|(n, _)| n == "c/notify").unwrap().1;
         assert_eq!(notify.breakdown["by webhook"], 1.0);
         for (_, measurement) in &m {
-            assert_eq!(measurement.stat("missing"), Some(0.0));
+            assert_eq!(measurement.stat(Stat::Missing), Some(0.0));
         }
     }
 
@@ -865,17 +871,17 @@ mod tests {
             "ready",
         ] {
             assert_eq!(
-                stat(&m, &format!("c/{stage}"), "missing"),
+                stat(&m, &format!("c/{stage}"), Stat::Missing),
                 Some(1.0),
                 "{stage}"
             );
             assert_eq!(
-                stat(&m, &format!("c/{stage}"), "count"),
+                stat(&m, &format!("c/{stage}"), Stat::Count),
                 Some(0.0),
                 "{stage}"
             );
         }
-        assert_eq!(stat(&m, "c/push", "missing"), Some(0.0));
+        assert_eq!(stat(&m, "c/push", Stat::Missing), Some(0.0));
     }
 
     fn entry(
@@ -933,7 +939,7 @@ mod tests {
         let mut marks = Marks::default();
         marks.notice_from_git_log("repo-0", pushed, &entries, &clock);
         let m = marks.measurements(&plan, "c");
-        let notify = stat(&m, "c/notify", "p50").unwrap();
+        let notify = stat(&m, "c/notify", Stat::P50).unwrap();
         // Answered at 420 ms, accepted at 100 ms.
         assert!((notify - 0.32).abs() < 0.002, "{notify}");
         assert_eq!(

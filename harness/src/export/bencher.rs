@@ -29,7 +29,7 @@ pub(super) fn render(series: &[Series<'_>]) -> Result<String, ExportError> {
     let mut benchmarks: BTreeMap<&str, BTreeMap<String, Metric>> = BTreeMap::new();
     for series in series {
         benchmarks.entry(&series.name).or_default().insert(
-            measure_slug(&series.slo.unit, series.direction),
+            measure_slug(series.slo.unit.as_str(), series.direction),
             Metric {
                 value: series.observed,
             },
@@ -78,6 +78,7 @@ mod tests {
     use super::*;
     use crate::export::{Direction, Format, render};
     use crate::results::fixtures;
+    use crate::slo::Unit;
 
     #[test]
     fn exact_output_for_the_fixture_run() {
@@ -106,9 +107,8 @@ mod tests {
     #[test]
     fn matches_the_documented_bmf_shape() {
         let mut run = fixtures::run();
-        run.suites[0].slos[0].unit = "count".into();
-        run.suites[1].slos[0].unit =
-            "MiB/s — per controller replica, as the operator counts".into();
+        run.suites[0].slos[0].unit = Unit::Count;
+        run.suites[1].slos[0].unit = Unit::WritesPerChange;
         let export = render(&run, Format::Bencher, None).unwrap();
         let value: serde_json::Value = serde_json::from_str(&export.text).unwrap();
         let benchmarks = value.as_object().expect("an object");

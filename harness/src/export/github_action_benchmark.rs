@@ -26,7 +26,7 @@ pub(super) fn render(series: &[Series<'_>]) -> Result<String, ExportError> {
         .iter()
         .map(|series| Entry {
             name: &series.name,
-            unit: &series.slo.unit,
+            unit: series.slo.unit.as_str(),
             value: series.observed,
             extra: extra(series),
         })

@@ -17,6 +17,7 @@
 use std::fmt::Write as _;
 
 use super::{Series, number};
+use crate::slo::Unit;
 
 /// What each family says, for its `# HELP` line.
 const OBSERVED_HELP: &str = "The figure an SLO read from its measurement.";
@@ -69,9 +70,9 @@ pub(super) fn render(series: &[Series<'_>]) -> String {
             ("slo", &slo.name),
             ("provider", series.provider),
             ("profile", &series.setup),
-            ("unit", &slo.unit),
+            ("unit", slo.unit.as_str()),
         ]);
-        let unit = openmetrics_unit(&slo.unit);
+        let unit = openmetrics_unit(slo.unit);
         let sample = |value: f64| format!("{{{labels}}} {}", number(value));
         observed.add(
             "fleetbench_slo_observed",
@@ -118,12 +119,12 @@ pub(super) fn render(series: &[Series<'_>]) -> String {
 }
 
 /// The OpenMetrics base unit a results unit is, when it is one.
-fn openmetrics_unit(unit: &str) -> Option<&'static str> {
+fn openmetrics_unit(unit: Unit) -> Option<&'static str> {
     match unit {
-        "s" | "seconds" => Some("seconds"),
-        "bytes" => Some("bytes"),
-        "ratio" => Some("ratio"),
-        _ => None,
+        Unit::Seconds => Some("seconds"),
+        Unit::Bytes => Some("bytes"),
+        Unit::Ratio => Some("ratio"),
+        Unit::Count | Unit::Writes | Unit::WritesPerChange => None,
     }
 }
 
@@ -228,14 +229,14 @@ fleetbench_slo_damaged{suite="polling-jitter",slo="jitter-spread",provider="embe
         run.suites[0].slos = vec![
             crate::results::SloResult {
                 name: "missing".into(),
-                unit: "count".into(),
+                unit: Unit::Count,
                 observed: Some(0.0),
                 threshold: 0.0,
                 ..template.clone()
             },
             crate::results::SloResult {
                 name: "writes".into(),
-                unit: "writes".into(),
+                unit: Unit::Writes,
                 observed: Some(11.0),
                 threshold: 20.0,
                 damaged: Some("settle gave up".into()),
@@ -243,7 +244,7 @@ fleetbench_slo_damaged{suite="polling-jitter",slo="jitter-spread",provider="embe
             },
             crate::results::SloResult {
                 name: "ratio".into(),
-                unit: "ratio".into(),
+                unit: Unit::Ratio,
                 observed: Some(0.25),
                 threshold: 0.4,
                 ..template

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use crate::measure::stats::Summary;
 use crate::results::Measurement;
+use crate::slo::{Stat, Unit};
 use crate::suite::MeasurementKind;
 
 /// Upload-pack advertisements closer together than this are one poll (an `ls-remote`
@@ -146,26 +147,23 @@ pub fn analyse(
         mismatches += unlogged + unreported;
     }
     let mut stats = Summary::of(&samples).to_stats();
-    stats.insert("missed".into(), missed as f64);
-    stats.insert("mismatches".into(), mismatches as f64);
-    stats.insert("repos".into(), repos.len() as f64);
-    stats.insert(
-        "max-advertisements-per-interval".into(),
-        max_listings as f64,
-    );
+    stats.insert(Stat::Missed, missed as f64);
+    stats.insert(Stat::Mismatches, mismatches as f64);
+    stats.insert(Stat::Repos, repos.len() as f64);
+    stats.insert(Stat::MaxAdvertisementsPerInterval, max_listings as f64);
     // Without a repository with two intervals there is no within-repository spread to
     // judge; the SLO then fails for want of the stat rather than passing on nothing.
     if within_count > 0 {
         stats.insert(
-            "within-repo-stddev".into(),
+            Stat::WithinRepoStddev,
             (within_squares / within_count as f64).sqrt(),
         );
-        stats.insert("min-repo-stddev".into(), min_repo_stddev);
+        stats.insert(Stat::MinRepoStddev, min_repo_stddev);
     }
     notes.truncate(50);
     Measurement {
         kind: MeasurementKind::Intervals,
-        unit: "s".into(),
+        unit: Unit::Seconds,
         description: description.to_string(),
         stats,
         samples,
@@ -258,7 +256,7 @@ mod tests {
             60.0,
             "",
         );
-        assert_eq!(m.stats["max-advertisements-per-interval"], 1.0);
+        assert_eq!(m.stats[&Stat::MaxAdvertisementsPerInterval], 1.0);
         assert_eq!(m.samples, vec![60.0, 60.0]);
     }
 
@@ -277,7 +275,7 @@ mod tests {
             vec![60.0, 60.0],
             "the merge hides it from the intervals"
         );
-        assert_eq!(m.stats["max-advertisements-per-interval"], 2.0);
+        assert_eq!(m.stats[&Stat::MaxAdvertisementsPerInterval], 2.0);
         assert!(
             m.notes
                 .iter()
@@ -296,7 +294,7 @@ mod tests {
             60.0,
             "",
         );
-        assert_eq!(m.stats["max-advertisements-per-interval"], 2.0);
+        assert_eq!(m.stats[&Stat::MaxAdvertisementsPerInterval], 2.0);
     }
 
     #[test]
@@ -304,12 +302,12 @@ mod tests {
         // Each repository always waits 60s + its own constant (0..6s), never varying it.
         let m = analyse(&schedule(30, |r| r as f64 * 0.2), (990.0, 1340.0), 60.0, "");
         assert!(
-            m.stats["stddev"] > 1.5,
+            m.stats[&Stat::Stddev] > 1.5,
             "pooled spread looks healthy: {}",
-            m.stats["stddev"]
+            m.stats[&Stat::Stddev]
         );
-        assert!(m.stats["within-repo-stddev"] < 1e-9, "{:?}", m.stats);
-        assert!(m.stats["min-repo-stddev"] < 1e-9);
+        assert!(m.stats[&Stat::WithinRepoStddev] < 1e-9, "{:?}", m.stats);
+        assert!(m.stats[&Stat::MinRepoStddev] < 1e-9);
     }
 
     #[test]
@@ -322,9 +320,9 @@ mod tests {
             60.0,
             "",
         );
-        assert!(m.stats["stddev"] > 1.2, "{:?}", m.stats);
-        assert!(m.stats["within-repo-stddev"] > 1.2, "{:?}", m.stats);
-        assert_eq!(m.stats["max-advertisements-per-interval"], 1.0);
+        assert!(m.stats[&Stat::Stddev] > 1.2, "{:?}", m.stats);
+        assert!(m.stats[&Stat::WithinRepoStddev] > 1.2, "{:?}", m.stats);
+        assert_eq!(m.stats[&Stat::MaxAdvertisementsPerInterval], 1.0);
     }
 
     #[test]
@@ -336,7 +334,11 @@ mod tests {
             60.0,
             "",
         );
-        assert!(!m.stats.contains_key("within-repo-stddev"), "{:?}", m.stats);
+        assert!(
+            !m.stats.contains_key(&Stat::WithinRepoStddev),
+            "{:?}",
+            m.stats
+        );
     }
 
     #[test]
@@ -351,8 +353,8 @@ mod tests {
         )]);
         let m = analyse(&repos, (99.0, 300.0), 60.0, "poll intervals");
         assert_eq!(m.samples, vec![61.0, 63.0, 63.0]);
-        assert_eq!(m.stats["missed"], 0.0);
-        assert_eq!(m.stats["mismatches"], 0.0);
+        assert_eq!(m.stats[&Stat::Missed], 0.0);
+        assert_eq!(m.stats[&Stat::Mismatches], 0.0);
         assert_eq!(m.band, Some([60.0, 66.0]));
         assert_eq!(m.breakdown["r1 polls"], 4.0);
     }
@@ -368,7 +370,7 @@ mod tests {
         ]);
         let m = analyse(&repos, (0.0, 320.0), 60.0, "");
         // 61 -> 320 is 259s: three 67s slots missed.
-        assert_eq!(m.stats["missed"], 3.0);
+        assert_eq!(m.stats[&Stat::Missed], 3.0);
         assert!(
             m.notes.iter().any(|n| n.starts_with("dropped: 3 missed")),
             "{:?}",
@@ -385,7 +387,7 @@ mod tests {
             repo(&[10.0, 70.0, 130.0], &[10.0, 70.4, 190.0]),
         )]);
         let m = analyse(&repos, (5.0, 200.0), 60.0, "");
-        assert_eq!(m.stats["mismatches"], 2.0);
+        assert_eq!(m.stats[&Stat::Mismatches], 2.0);
     }
 
     #[test]
@@ -393,7 +395,7 @@ mod tests {
         let times: Vec<f64> = (0..6).map(|i| f64::from(i) * 60.0).collect();
         let repos = BTreeMap::from([("r".to_string(), repo(&times, &times))]);
         let m = analyse(&repos, (0.0, 330.0), 60.0, "");
-        assert_eq!(m.stats["stddev"], 0.0);
-        assert_eq!(m.stats["min"], 60.0);
+        assert_eq!(m.stats[&Stat::Stddev], 0.0);
+        assert_eq!(m.stats[&Stat::Min], 60.0);
     }
 }

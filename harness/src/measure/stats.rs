@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 
 use hdrhistogram::Histogram;
 
+use crate::slo::Stat;
+
 /// Samples are seconds; the histogram stores microseconds.
 const MICROS: f64 = 1e6;
 /// One hour in microseconds is far beyond any wait the harness allows; larger saturates.
@@ -67,19 +69,19 @@ impl Summary {
     }
 
     /// The summary as the named stats SLOs read.
-    pub fn to_stats(&self) -> BTreeMap<String, f64> {
-        let mut stats = BTreeMap::from([("count".to_string(), self.count as f64)]);
+    pub fn to_stats(&self) -> BTreeMap<Stat, f64> {
+        let mut stats = BTreeMap::from([(Stat::Count, self.count as f64)]);
         if self.count > 0 {
-            for (name, value) in [
-                ("p50", self.p50),
-                ("p90", self.p90),
-                ("p99", self.p99),
-                ("min", self.min),
-                ("max", self.max),
-                ("mean", self.mean),
-                ("stddev", self.stddev),
+            for (stat, value) in [
+                (Stat::P50, self.p50),
+                (Stat::P90, self.p90),
+                (Stat::P99, self.p99),
+                (Stat::Min, self.min),
+                (Stat::Max, self.max),
+                (Stat::Mean, self.mean),
+                (Stat::Stddev, self.stddev),
             ] {
-                stats.insert(name.to_string(), value);
+                stats.insert(stat, value);
             }
         }
         stats
@@ -119,7 +121,7 @@ mod tests {
     fn empty_samples_have_only_a_count() {
         let stats = Summary::of(&[]).to_stats();
         assert_eq!(stats.len(), 1);
-        assert_eq!(stats["count"], 0.0);
+        assert_eq!(stats[&Stat::Count], 0.0);
     }
 
     #[test]

@@ -12,13 +12,12 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use crate::compare::{self, Change};
-use crate::junit::verdict_line;
 use crate::ledger;
 use crate::results::{
     ApiRequestCount, EXTERNAL_SETTINGS, Measurement, ResourceUsage, RunResults, SloResult,
     SuiteResult, SuiteStatus, profile_label, writes_by_resource,
 };
-use crate::slo::format_value;
+use crate::slo::{Comparison, Stat, StepOutcome, Unit};
 use crate::stages;
 use crate::suite::MeasurementKind;
 use html::{anchor, badge, escape, page};
@@ -37,11 +36,6 @@ pub struct LabelledRun {
 fn short_label(label: &str) -> String {
     let parts: Vec<&str> = label.trim_end_matches('/').rsplit('/').take(2).collect();
     parts.into_iter().rev().collect::<Vec<_>>().join("/")
-}
-
-/// `<=` and `>=` as people write them.
-fn comparison_sign(comparison: &str) -> &'static str {
-    if comparison == ">=" { "≥" } else { "≤" }
 }
 
 /// An RFC 3339 timestamp to the second, for people.
@@ -132,7 +126,7 @@ fn header(out: &mut String, runs: &[LabelledRun]) {
                 .unwrap_or_default()
         )),
         started = escape(&display_time(&latest.started_at)),
-        duration = format_value(latest.duration_s, "s"),
+        duration = Unit::Seconds.format(latest.duration_s),
         runs = if runs.len() > 1 {
             format!(" · <b>{}</b> runs side by side", runs.len())
         } else {
@@ -237,10 +231,10 @@ fn verdict_table(out: &mut String, runs: &[LabelledRun], baseline: Option<&Label
             suite = escape(&suite_name),
             desc = escape(&reference.description),
             slo = escape(&slo_name),
-            stat = escape(&reference.stat),
+            stat = reference.stat,
             measurement = escape(&reference.measurement),
-            cmp = comparison_sign(&reference.comparison),
-            threshold = format_value(reference.threshold, &reference.unit)
+            cmp = reference.comparison.sign(),
+            threshold = reference.unit.format(reference.threshold)
         );
         for run in runs {
             match find(&run.results) {
@@ -251,7 +245,7 @@ fn verdict_table(out: &mut String, runs: &[LabelledRun], baseline: Option<&Label
                         title = escape(slo.error.as_deref().unwrap_or("")),
                         observed = slo
                             .observed
-                            .map_or("not measured".to_string(), |v| format_value(v, &slo.unit)),
+                            .map_or("not measured".to_string(), |v| slo.unit.format(v)),
                         badge = badge(slo.pass)
                     );
                 }
@@ -271,7 +265,7 @@ fn verdict_table(out: &mut String, runs: &[LabelledRun], baseline: Option<&Label
             let _ = write!(
                 out,
                 r#"<td class="num">{}</td><td class="num">{ratio}</td>"#,
-                old.and_then(|o| o.observed.map(|v| format_value(v, &o.unit)))
+                old.and_then(|o| o.observed.map(|v| o.unit.format(v)))
                     .unwrap_or_else(|| "–".into())
             );
         }
@@ -319,8 +313,8 @@ fn comparison_table(out: &mut String, rows: &[&compare::Row]) {
             r#"<tr><td>{suite}</td><td>{item}</td><td class="num">{base}</td><td class="num">{new}</td><td class="num">{ratio}</td><td class="{class}">{change}</td></tr>"#,
             suite = escape(&row.suite),
             item = escape(&row.item),
-            base = row.base.map_or("–".into(), |v| format_value(v, &row.unit)),
-            new = row.new.map_or("–".into(), |v| format_value(v, &row.unit)),
+            base = row.base.map_or("–".into(), |v| row.format(v)),
+            new = row.new.map_or("–".into(), |v| row.format(v)),
             ratio = row.ratio.map_or("–".into(), |v| format!("{v:.2}x")),
             change = row.change.as_str()
         );
@@ -371,7 +365,7 @@ fn suite_section(
         paths = scale.paths,
         clusters = scale.clusters,
         interval = scale.polling_interval,
-        took = format_value(suite.duration_s, "s"),
+        took = Unit::Seconds.format(suite.duration_s),
         alongside = if suite.concurrent_with.is_empty() {
             String::new()
         } else {
@@ -436,8 +430,8 @@ fn waterfalls(out: &mut String, suite: &SuiteResult) {
                 end: stage.end,
                 note: format!(
                     "p50 {} · p99 {}",
-                    format_value(stage.p50, "s"),
-                    format_value(stage.p99, "s")
+                    Unit::Seconds.format(stage.p50),
+                    Unit::Seconds.format(stage.p99)
                 ),
                 highlight: Some(stage.stage) == dominant,
             })
@@ -457,8 +451,8 @@ fn waterfalls(out: &mut String, suite: &SuiteResult) {
                 out,
                 r#"<p class="dominant">Dominant stage: <b>{name}</b> — median {p50} of {total} from the commit request to the last stage reached ({what}).</p>"#,
                 name = stage.stage.name(),
-                p50 = format_value(stage.p50, "s"),
-                total = format_value(waterfall.total(), "s"),
+                p50 = Unit::Seconds.format(stage.p50),
+                total = Unit::Seconds.format(waterfall.total()),
                 what = escape(stage.stage.description())
             );
         }
@@ -468,31 +462,31 @@ fn waterfalls(out: &mut String, suite: &SuiteResult) {
             let Some(measurement) = suite.measurements.get(&name) else {
                 continue;
             };
-            let stat = |key: &str| {
+            let stat = |stat: Stat| {
                 measurement
-                    .stat(key)
-                    .map_or("–".to_string(), |v| format_value(v, "s"))
+                    .stat(stat)
+                    .map_or("–".to_string(), |v| Unit::Seconds.format(v))
             };
             let _ = write!(
                 out,
                 r#"<tr class="{class}"><td><code>{name}</code></td><td>{from}</td><td class="num">{count}/{expected}</td><td class="num">{p50}</td><td class="num">{p90}</td><td class="num">{p99}</td><td class="num">{max}</td><td class="num">{since}</td></tr>"#,
-                class = if measurement.stat("missing").unwrap_or(0.0) > 0.0 {
+                class = if measurement.stat(Stat::Missing).unwrap_or(0.0) > 0.0 {
                     "fail"
                 } else {
                     ""
                 },
                 name = escape(&name),
                 from = stage.parent().map_or("commit request", stages::Stage::name),
-                count = measurement.stat("count").unwrap_or(0.0),
-                expected = measurement.stat("expected").unwrap_or(0.0),
-                p50 = stat("p50"),
-                p90 = stat("p90"),
-                p99 = stat("p99"),
-                max = stat("max"),
+                count = measurement.stat(Stat::Count).unwrap_or(0.0),
+                expected = measurement.stat(Stat::Expected).unwrap_or(0.0),
+                p50 = stat(Stat::P50),
+                p90 = stat(Stat::P90),
+                p99 = stat(Stat::P99),
+                max = stat(Stat::Max),
                 since = measurement
                     .breakdown
-                    .get(&format!("{}p50", stages::SINCE_COMMIT))
-                    .map_or("–".to_string(), |v| format_value(*v, "s")),
+                    .get(&stages::since_commit(Stat::P50))
+                    .map_or("–".to_string(), |v| Unit::Seconds.format(*v)),
             );
         }
         out.push_str("</tbody></table></figure>");
@@ -512,7 +506,7 @@ fn slo_table(out: &mut String, suite: &SuiteResult) {
                 badge(slo.pass)
             },
             name = escape(&slo.name),
-            line = escape(&verdict_line(slo)),
+            line = escape(&slo.to_string()),
             desc = escape(&slo.description)
         );
     }
@@ -526,13 +520,13 @@ fn chart_threshold(suite: &SuiteResult, measurement: &str) -> Option<(f64, Strin
         .iter()
         .find(|s| {
             s.measurement == measurement
-                && s.comparison == "<="
-                && matches!(s.stat.as_str(), "max" | "p99" | "p90" | "p50")
+                && s.comparison == Comparison::AtMost
+                && s.stat.is_spread_bound()
         })
         .map(|s| {
             (
                 s.threshold,
-                format!("SLO {} ≤ {}", s.stat, format_value(s.threshold, &s.unit)),
+                format!("SLO {} ≤ {}", s.stat, s.unit.format(s.threshold)),
             )
         })
 }
@@ -608,33 +602,34 @@ fn measurement_charts(out: &mut String, suite: &SuiteResult, base_suite: Option<
 }
 
 fn cards(out: &mut String, measurement: &Measurement, baseline: Option<&Measurement>) {
-    let order: &[&str] = match measurement.kind {
-        MeasurementKind::Latency => &["count", "expected", "missing", "p50", "p90", "p99", "max"],
-        MeasurementKind::Intervals => &[
-            "repos",
-            "count",
-            "min",
-            "p50",
-            "max",
-            "stddev",
-            "missed",
-            "mismatches",
+    let order: &[Stat] = match measurement.kind {
+        MeasurementKind::Latency => &[
+            Stat::Count,
+            Stat::Expected,
+            Stat::Missing,
+            Stat::P50,
+            Stat::P90,
+            Stat::P99,
+            Stat::Max,
         ],
-        MeasurementKind::Count | MeasurementKind::Value => &["value"],
+        MeasurementKind::Intervals => &[
+            Stat::Repos,
+            Stat::Count,
+            Stat::Min,
+            Stat::P50,
+            Stat::Max,
+            Stat::Stddev,
+            Stat::Missed,
+            Stat::Mismatches,
+        ],
+        MeasurementKind::Count | MeasurementKind::Value => &[Stat::Value],
     };
     out.push_str(r#"<div class="cards">"#);
-    for stat in order {
+    for &stat in order {
         let Some(value) = measurement.stat(stat) else {
             continue;
         };
-        let unit = if matches!(
-            *stat,
-            "count" | "expected" | "missing" | "repos" | "missed" | "mismatches"
-        ) {
-            "count"
-        } else {
-            measurement.unit.as_str()
-        };
+        let unit = stat.unit_in(measurement.unit);
         let base = baseline
             .and_then(|b| b.stat(stat))
             .map(|b| {
@@ -645,14 +640,14 @@ fn cards(out: &mut String, measurement: &Measurement, baseline: Option<&Measurem
                 };
                 format!(
                     r#"<div class="label">baseline {}{ratio}</div>"#,
-                    format_value(b, unit)
+                    unit.format(b)
                 )
             })
             .unwrap_or_default();
         let _ = write!(
             out,
             r#"<div class="card"><div class="value">{v}</div><div class="label">{stat}</div>{base}</div>"#,
-            v = format_value(value, unit)
+            v = unit.format(value)
         );
     }
     out.push_str("</div>");
@@ -687,7 +682,7 @@ fn latency_charts(
     baseline: Option<&(String, &Measurement)>,
 ) {
     let threshold = chart_threshold(suite, name);
-    let expected = measurement.stat("expected");
+    let expected = measurement.stat(Stat::Expected);
     let histogram = svg::histogram(
         &measurement.samples,
         &HistogramOptions {
@@ -747,7 +742,13 @@ fn interval_charts(out: &mut String, suite: &SuiteResult, name: &str, measuremen
         },
     );
     let band_text = band
-        .map(|[lo, hi]| format!("[{}, {}]", format_value(lo, "s"), format_value(hi, "s")))
+        .map(|[lo, hi]| {
+            format!(
+                "[{}, {}]",
+                Unit::Seconds.format(lo),
+                Unit::Seconds.format(hi)
+            )
+        })
         .unwrap_or_default();
     let _ = write!(
         out,
@@ -913,9 +914,9 @@ fn cost_charts(out: &mut String, suite: &SuiteResult, base_suite: Option<&SuiteR
             let _ = write!(
                 out,
                 r#"<figure><h5>Controller CPU · {cpu_total} CPU time</h5>{cpu_chart}<figcaption>CPU use of the controller process between samples (every {interval}), in percent of one core.</figcaption></figure><figure><h5>Controller memory · peak {peak}</h5>{rss_chart}<figcaption>Resident set size of the controller process.</figcaption></figure>"#,
-                cpu_total = format_value(resources.cpu_seconds, "s"),
-                interval = format_value(resources.interval_s, "s"),
-                peak = format_value(resources.peak_rss_bytes as f64, "bytes"),
+                cpu_total = Unit::Seconds.format(resources.cpu_seconds),
+                interval = Unit::Seconds.format(resources.interval_s),
+                peak = Unit::Bytes.format(resources.peak_rss_bytes as f64),
             );
         }
         _ => out.push_str(r#"<figure><h5>Controller CPU and memory</h5><p class="meta">Not sampled: the controller was not started by the harness (external mode) or exited before the first sample.</p></figure>"#),
@@ -991,12 +992,16 @@ fn steps_table(out: &mut String, suite: &SuiteResult) {
         let _ = write!(
             out,
             r#"<tr class="{class}"><td class="num">{index}</td><td><code>{action}</code></td><td class="num">{start}</td><td class="num">{took}</td><td>{outcome}</td><td>{message}</td><td class="meta">{writes}</td></tr>"#,
-            class = if step.outcome == "ok" { "" } else { "fail" },
+            class = if step.outcome == StepOutcome::Ok {
+                ""
+            } else {
+                "fail"
+            },
             index = step.index,
             action = escape(&step.action),
-            start = format_value(step.started_s, "s"),
-            took = format_value(step.duration_s, "s"),
-            outcome = escape(&step.outcome),
+            start = Unit::Seconds.format(step.started_s),
+            took = Unit::Seconds.format(step.duration_s),
+            outcome = step.outcome,
             message = escape(&step.message),
             writes = escape(&writes.join(", "))
         );
@@ -1095,9 +1100,9 @@ fn spread_table(out: &mut String, runs: &[LabelledRun]) {
             suite = escape(&spread.suite),
             profile = escape(&spread.profile),
             slo = escape(&spread.slo),
-            median = format_value(spread.median, &spread.unit),
-            min = format_value(spread.min, &spread.unit),
-            max = format_value(spread.max, &spread.unit),
+            median = spread.unit.format(spread.median),
+            min = spread.unit.format(spread.min),
+            max = spread.unit.format(spread.max),
             cv = spread
                 .cv
                 .map_or("–".to_string(), |cv| format!("{:.1}%", cv * 100.0)),
@@ -1139,7 +1144,7 @@ fn trends(out: &mut String, runs: &[LabelledRun]) {
             .iter()
             .flatten()
             .next()
-            .map_or("s".to_string(), |s| s.unit.clone());
+            .map_or(Unit::Seconds, |s| s.unit);
         let first = values.iter().copied().find(|v| v.is_finite());
         let last = values.iter().rev().copied().find(|v| v.is_finite());
         let _ = write!(
@@ -1148,8 +1153,8 @@ fn trends(out: &mut String, runs: &[LabelledRun]) {
             suite = escape(&suite),
             slo = escape(&slo),
             spark = svg::sparkline(&values, &failed),
-            first = first.map_or("–".into(), |v| format_value(v, &unit)),
-            last = last.map_or("–".into(), |v| format_value(v, &unit)),
+            first = first.map_or("–".into(), |v| unit.format(v)),
+            last = last.map_or("–".into(), |v| unit.format(v)),
         );
     }
     out.push_str("</tbody></table>");
@@ -1189,9 +1194,9 @@ fn environment(out: &mut String, runs: &[LabelledRun], baseline: Option<&Labelle
         }),
         ("cores", |r| r.environment.cpus.to_string()),
         ("memory", |r| {
-            format_value(r.environment.memory_bytes as f64, "bytes")
+            Unit::Bytes.format(r.environment.memory_bytes as f64)
         }),
-        ("duration", |r| format_value(r.duration_s, "s")),
+        ("duration", |r| Unit::Seconds.format(r.duration_s)),
     ];
     for (name, get) in rows {
         let _ = write!(out, "<tr><th>{name}</th>");

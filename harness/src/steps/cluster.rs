@@ -16,6 +16,7 @@ use crate::measure::recorder::{Change, Kind};
 use crate::progress::Task;
 use crate::provider::{MANAGED_BY, MANAGED_BY_LABEL, SUITE_LABEL};
 use crate::results::Measurement;
+use crate::slo::Unit;
 use crate::suite::{CreateClusterGroup, CreateClusters, LabelCluster, MeasurementKind};
 
 /// Labels on everything the harness creates.
@@ -303,7 +304,7 @@ pub async fn label_cluster(
     if let Some(name) = &spec.measure_existing_writes {
         let (total, breakdown) = existing_bundledeployment_writes(&requests);
         let mut measurement = Measurement::value(
-            "writes",
+            Unit::Writes,
             format!(
                 "updates and patches of existing BundleDeployments (not their status) after the label on {}",
                 before.name

@@ -10,6 +10,7 @@ use crate::measure::recorder::{Observed, WaitError};
 use crate::measure::stats::Summary;
 use crate::progress::Task;
 use crate::results::{ApiRequestCount, Measurement};
+use crate::slo::{Stat, Unit};
 use crate::suite::{CountWrites, MeasurementKind};
 
 /// What [`collect`] found.
@@ -33,9 +34,9 @@ impl<K: Debug> Collected<K> {
     pub fn measurement(&self, description: &str, missing_keys: Vec<String>) -> Measurement {
         let samples: Vec<f64> = self.arrivals.iter().map(|(_, s)| *s).collect();
         let mut stats = Summary::of(&samples).to_stats();
-        stats.remove("stddev");
-        stats.insert("expected".into(), self.expected as f64);
-        stats.insert("missing".into(), self.missing() as f64);
+        stats.remove(&Stat::Stddev);
+        stats.insert(Stat::Expected, self.expected as f64);
+        stats.insert(Stat::Missing, self.missing() as f64);
         let mut notes = Vec::new();
         if self.missing() > 0 {
             notes.push(format!(
@@ -57,7 +58,7 @@ impl<K: Debug> Collected<K> {
         }
         Measurement {
             kind: MeasurementKind::Latency,
-            unit: "s".into(),
+            unit: Unit::Seconds,
             description: description.to_string(),
             stats,
             samples,

@@ -17,6 +17,7 @@ use super::{Context, StepError, StepOutput, World};
 use crate::measure::recorder::{Change, Kind, Observed, State};
 use crate::progress::Task;
 use crate::results::Measurement;
+use crate::slo::{Stat, Unit};
 use crate::suite::{CreateGitRepos, EditTargets, Target, WaitFor};
 
 /// Concurrent API calls when creating or editing many GitRepos.
@@ -561,7 +562,7 @@ pub async fn edit_targets(
             .recorder
             .with_state(|state| lost_survivors(&plan.survivors, &state.log[cursor..], state));
         let mut measurement = Measurement::value(
-            "count",
+            Unit::Count,
             format!(
                 "BundleDeployments still selected after the edit ({}) that were deleted, recreated or marked for deletion after it",
                 plan.survivors.len()
@@ -576,7 +577,7 @@ pub async fn edit_targets(
         measurement.notes.extend(lost.into_iter().take(20));
         output.message.push_str(&format!(
             "; {} of {} surviving BundleDeployments lost",
-            measurement.stat("value").unwrap_or_default(),
+            measurement.stat(Stat::Value).unwrap_or_default(),
             plan.survivors.len()
         ));
         output.measurements.push((name.clone(), measurement));

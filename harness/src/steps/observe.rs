@@ -11,6 +11,7 @@ use super::{Context, StepError, StepOutput};
 use crate::measure::polling::{self, RepoPolls};
 use crate::measure::recorder::Kind;
 use crate::progress::Task;
+use crate::slo::Stat;
 use crate::suite::ObservePolling;
 
 fn unix_now() -> f64 {
@@ -116,13 +117,13 @@ pub async fn observe_polling(
         measurement.samples.len(),
         repos.len(),
         spec.duration,
-        measurement.stat("min").unwrap_or(f64::NAN),
-        measurement.stat("max").unwrap_or(f64::NAN),
-        measurement.stat("within-repo-stddev").unwrap_or(f64::NAN),
-        measurement.stat("missed").unwrap_or(0.0),
-        measurement.stat("mismatches").unwrap_or(0.0),
+        measurement.stat(Stat::Min).unwrap_or(f64::NAN),
+        measurement.stat(Stat::Max).unwrap_or(f64::NAN),
+        measurement.stat(Stat::WithinRepoStddev).unwrap_or(f64::NAN),
+        measurement.stat(Stat::Missed).unwrap_or(0.0),
+        measurement.stat(Stat::Mismatches).unwrap_or(0.0),
         measurement
-            .stat("max-advertisements-per-interval")
+            .stat(Stat::MaxAdvertisementsPerInterval)
             .unwrap_or(0.0),
     );
     Ok(StepOutput {

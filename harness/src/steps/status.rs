@@ -14,6 +14,7 @@ use crate::measure::metrics::count_writes;
 use crate::measure::recorder::Kind;
 use crate::progress::Task;
 use crate::results::{ApiRequestCount, Measurement};
+use crate::slo::{Stat, Unit};
 use crate::suite::{CountWrites, MeasurementKind, StatusBurst};
 
 /// Concurrent status patches.
@@ -29,7 +30,7 @@ pub fn writes_measurement(
         spec.measure.clone(),
         Measurement {
             kind: MeasurementKind::Count,
-            unit: "writes".into(),
+            unit: Unit::Writes,
             description: format!(
                 "API writes to {}{} during the step",
                 spec.resources.join(", "),
@@ -38,7 +39,7 @@ pub fn writes_measurement(
                     .map(|s| format!(" ({s})"))
                     .unwrap_or_default()
             ),
-            stats: BTreeMap::from([("value".to_string(), total as f64)]),
+            stats: BTreeMap::from([(Stat::Value, total as f64)]),
             samples: Vec::new(),
             breakdown,
             band: None,
@@ -242,7 +243,7 @@ pub async fn status_burst(
     let changes = u64::from(spec.rounds) * deployments.len() as u64;
     if let Some(name) = &spec.measure_per_change {
         let mut measurement = Measurement::value(
-            "writes per change",
+            Unit::WritesPerChange,
             format!(
                 "{} status writes per BundleDeployment status change ({last_total} writes for {} rounds x {} BundleDeployments)",
                 spec.resources.join("+"),
@@ -265,7 +266,7 @@ pub async fn status_burst(
     }
     if let Some(name) = &spec.measure_incorrect {
         let mut measurement = Measurement::value(
-            "count",
+            Unit::Count,
             "GitRepos and Bundles whose final status is not exactly the last round's (every BundleDeployment ready but one per GitRepo)",
             incorrect.len() as f64,
         );

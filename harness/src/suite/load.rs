@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::{AgentMode, MeasurementKind, Step, Suite};
+use crate::slo::{Comparison, Stat};
 
 /// Why a suite could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -125,7 +126,7 @@ pub fn parse_suite(text: &str, path: &Path) -> Result<Suite, LoadError> {
     })?;
     validate(&suite).map_err(|problem| LoadError::Invalid {
         path: path.to_path_buf(),
-        line: problem.needle.as_deref().and_then(|n| find_line(text, n)),
+        line: find_line(text, &problem.field, problem.needle.as_deref()),
         field: problem.field,
         message: problem.message,
     })?;
@@ -143,11 +144,72 @@ fn first_line(message: &str) -> String {
         .to_string()
 }
 
-/// The first line containing `needle`, to point at a field that failed validation.
-fn find_line(text: &str, needle: &str) -> Option<u64> {
-    text.lines()
-        .position(|line| line.contains(needle))
+/// The line of a field that failed validation: the first line containing `needle` within
+/// the list entry `field` is in (`slos[2].stat` is in the third SLO, whatever the SLOs
+/// before it say), else the entry's first line; outside `slos` and `steps`, the first line
+/// of the file containing `needle`.
+fn find_line(text: &str, field: &str, needle: Option<&str>) -> Option<u64> {
+    let lines: Vec<&str> = text.lines().collect();
+    let (start, end) = list_entry(field)
+        .and_then(|(section, index)| entry_lines(&lines, section, index))
+        .map_or((None, lines.len()), |(start, end)| (Some(start), end));
+    let from = start.unwrap_or(0);
+    needle
+        .and_then(|needle| {
+            lines[from..end]
+                .iter()
+                .position(|line| line.contains(needle))
+                .map(|offset| from + offset)
+        })
+        .or(start)
         .map(|index| index as u64 + 1)
+}
+
+/// The top-level list and index a field is in: `slos[2].stat` → `("slos", 2)`.
+fn list_entry(field: &str) -> Option<(&str, usize)> {
+    let (section, rest) = field.split_once('[')?;
+    if section != "slos" && section != "steps" {
+        return None;
+    }
+    let (index, _) = rest.split_once(']')?;
+    Some((section, index.parse().ok()?))
+}
+
+/// The lines (0-based, end exclusive) of entry `index` of the top-level block list
+/// `section`; `None` when the list is not written as a block (`slos: [...]`) or is shorter.
+fn entry_lines(lines: &[&str], section: &str, index: usize) -> Option<(usize, usize)> {
+    let header = lines
+        .iter()
+        .position(|line| line.strip_prefix(section).map(str::trim_end) == Some(":"))?;
+    let is_content = |line: &&str| {
+        let trimmed = line.trim_start();
+        !trimmed.is_empty() && !trimmed.starts_with('#')
+    };
+    let indent = |line: &str| line.len() - line.trim_start().len();
+    let is_item = |line: &str| {
+        let trimmed = line.trim_start();
+        trimmed == "-" || trimmed.starts_with("- ")
+    };
+    let first = (header + 1..lines.len()).find(|&i| is_content(&lines[i]))?;
+    if !is_item(lines[first]) {
+        return None;
+    }
+    let item_indent = indent(lines[first]);
+    let mut starts = Vec::new();
+    let mut end = lines.len();
+    for (i, line) in lines.iter().enumerate().skip(first) {
+        if !is_content(line) {
+            continue;
+        }
+        if indent(line) == item_indent && is_item(line) {
+            starts.push(i);
+        } else if indent(line) <= item_indent {
+            end = i;
+            break;
+        }
+    }
+    let start = *starts.get(index)?;
+    Some((start, starts.get(index + 1).copied().unwrap_or(end)))
 }
 
 /// A validation failure before the file and line are attached.
@@ -270,34 +332,24 @@ pub(crate) fn validate(suite: &Suite) -> Result<(), Problem> {
                 Some(&format!("measurement: {}", slo.measurement)),
             ));
         };
-        if !kind.stats().contains(&slo.stat.as_str()) {
+        if !kind.stats().contains(&slo.stat) {
+            let stats: Vec<&str> = kind.stats().iter().map(|s| s.as_str()).collect();
             return Err(problem(
                 format!("{field}.stat"),
                 format!(
                     "{:?} is not a stat of {:?} ({kind:?}); use one of {}",
-                    slo.stat,
+                    slo.stat.as_str(),
                     slo.measurement,
-                    kind.stats().join(", ")
+                    stats.join(", ")
                 ),
                 Some(&format!("stat: {}", slo.stat)),
             ));
         }
-        let threshold = match (&slo.max, &slo.min) {
-            (Some(max), None) => max,
-            (None, Some(min)) => min,
-            _ => {
-                return Err(problem(
-                    field,
-                    format!("SLO {:?} needs exactly one of `max` or `min`", slo.name),
-                    Some(&slo.name),
-                ));
-            }
-        };
-        if let Err(error) = threshold.evaluate(&variables) {
+        if let Err(error) = slo.threshold.evaluate(&variables) {
             return Err(problem(
-                format!("{field}.{}", if slo.max.is_some() { "max" } else { "min" }),
+                format!("{field}.{}", slo.comparison.field()),
                 error.to_string(),
-                Some(threshold.text()),
+                Some(slo.threshold.text()),
             ));
         }
     }
@@ -332,11 +384,6 @@ pub(crate) fn validate(suite: &Suite) -> Result<(), Problem> {
     Ok(())
 }
 
-/// Stats of a latency measurement computed over the events that arrived only: an event
-/// that never arrives does not move them (a p99 over 10 arrivals of 3000 expected looks
-/// fine), so an SLO on one of them means nothing without an SLO on `missing`.
-const ARRIVAL_STATS: [&str; 6] = ["p50", "p90", "p99", "max", "min", "mean"];
-
 /// Every latency measurement an SLO judges by an arrival-only stat must also be judged by
 /// `missing` with `max: 0`, so that an event that never came fails the suite instead of
 /// vanishing from the percentiles.
@@ -348,18 +395,17 @@ fn validate_missing_guards(
     let guarded = |measurement: &str| {
         suite.slos.iter().any(|slo| {
             slo.measurement == measurement
-                && slo.stat == "missing"
-                && slo.min.is_none()
+                && slo.stat == Stat::Missing
+                && slo.comparison == Comparison::AtMost
                 && slo
-                    .max
-                    .as_ref()
-                    .and_then(|max| max.evaluate(variables).ok())
-                    .is_some_and(|max| max == 0.0)
+                    .threshold
+                    .evaluate(variables)
+                    .is_ok_and(|max| max == 0.0)
         })
     };
     for (index, slo) in suite.slos.iter().enumerate() {
         let latency = measurements.get(&slo.measurement) == Some(&MeasurementKind::Latency);
-        if latency && ARRIVAL_STATS.contains(&slo.stat.as_str()) && !guarded(&slo.measurement) {
+        if latency && slo.stat.is_arrival() && !guarded(&slo.measurement) {
             return Err(problem(
                 format!("slos[{index}].stat"),
                 format!(
@@ -457,7 +503,7 @@ fn validate_steps(suite: &Suite) -> Result<(), Problem> {
                         format!(
                             "cluster index {cluster} but only {clusters} clusters exist by then (0-based)"
                         ),
-                        Some("cluster:"),
+                        Some("cluster: "),
                     ));
                 }
                 require(clusters > 0, "create_clusters")?;
@@ -491,7 +537,7 @@ fn validate_steps(suite: &Suite) -> Result<(), Problem> {
                             "cluster index {} but only {clusters} clusters exist by then (0-based)",
                             step.cluster
                         ),
-                        Some("cluster:"),
+                        Some("cluster: "),
                     ));
                 }
             }
@@ -564,9 +610,7 @@ slos:
         assert_eq!(label.timeout.0, Duration::from_secs(120));
         assert_eq!(
             suite.slos[0]
-                .max
-                .as_ref()
-                .unwrap()
+                .threshold
                 .evaluate(&suite.scale.variables())
                 .unwrap(),
             7.5
@@ -686,6 +730,115 @@ slos:
             message.contains("p99"),
             "suggests the valid stats: {message}"
         );
+    }
+
+    /// The line `needle` is on in `text`, counting from 1, the last one when it repeats.
+    fn line_of(text: &str, needle: &str) -> u64 {
+        let lines: Vec<&str> = text.lines().collect();
+        lines
+            .iter()
+            .rposition(|line| line.contains(needle))
+            .unwrap() as u64
+            + 1
+    }
+
+    #[test]
+    fn a_misspelt_stat_is_rejected_at_its_line() {
+        let text = VALID.replace("stat: missing", "stat: mising");
+        let error = parse(&text).unwrap_err();
+        let message = error.to_string();
+        assert!(
+            matches!(error, LoadError::Parse { line: Some(32), .. }),
+            "{message}"
+        );
+        assert!(
+            message.starts_with("invalid suite file suites/tiny.yaml:32:"),
+            "{message}"
+        );
+        assert!(message.contains("mising"), "{message}");
+    }
+
+    #[test]
+    fn a_misspelt_comparison_is_rejected_at_its_line() {
+        let text = VALID.replace("    max: 0\n", "    maks: 0\n");
+        let error = parse(&text).unwrap_err();
+        let message = error.to_string();
+        assert!(
+            matches!(error, LoadError::Parse { line: Some(33), .. }),
+            "{message}"
+        );
+        assert!(message.contains("maks"), "{message}");
+    }
+
+    #[test]
+    fn a_misspelt_unit_is_rejected_at_its_line() {
+        let text = VALID.replace("1.1 + 2s", "1.1 + 2sec");
+        let error = parse(&text).unwrap_err();
+        let message = error.to_string();
+        match &error {
+            LoadError::Invalid { field, line, .. } => {
+                assert_eq!(field, "slos[0].max");
+                assert_eq!(*line, Some(29), "{message}");
+            }
+            other => panic!("{other}"),
+        }
+        assert!(message.contains("sec"), "{message}");
+    }
+
+    #[test]
+    fn a_problem_points_at_its_own_entry_not_an_earlier_one_that_reads_the_same() {
+        // The third SLO says `stat: missing` like the second, but of a count measurement.
+        let text = VALID.replace(
+            "      measure: label-to-bd\n",
+            "      measure: label-to-bd\n      count_writes: {measure: writes, resources: [bundles]}\n",
+        ) + "  - name: no-writes-missing\n    measurement: writes\n    stat: missing\n    max: 0\n";
+        let error = parse(&text).unwrap_err();
+        match &error {
+            LoadError::Invalid { field, line, .. } => {
+                assert_eq!(field, "slos[2].stat");
+                assert_eq!(*line, Some(line_of(&text, "stat: missing")), "{error}");
+            }
+            other => panic!("{other}"),
+        }
+        // An SLO named like the start of an earlier one's name: `bd` is not `bd-latency`.
+        let text = VALID.replace(
+            "  - label_cluster:",
+            "  - commit: {measure: c}\n  - label_cluster:",
+        ) + "  - name: bd\n    measurement: c\n    stat: p50\n    max: 1s\n";
+        let error = parse(&text).unwrap_err();
+        match &error {
+            LoadError::Invalid { field, line, .. } => {
+                assert_eq!(field, "slos[2].stat");
+                assert_eq!(*line, Some(line_of(&text, "name: bd")), "{error}");
+            }
+            other => panic!("{other}"),
+        }
+        // Steps too: the second `label_cluster` is the one at fault.
+        let text = VALID.replace(
+            "slos:\n",
+            "  - label_cluster:\n      cluster: 7\n      labels: {env: b}\nslos:\n",
+        );
+        let error = parse(&text).unwrap_err();
+        match &error {
+            LoadError::Invalid { field, line, .. } => {
+                assert_eq!(field, "steps[4].label_cluster.cluster");
+                assert_eq!(*line, Some(line_of(&text, "cluster: 7")), "{error}");
+            }
+            other => panic!("{other}"),
+        }
+    }
+
+    #[test]
+    fn list_entries_are_found_in_block_lists_only() {
+        let lines: Vec<&str> = VALID.lines().collect();
+        assert_eq!(entry_lines(&lines, "slos", 0), Some((25, 29)));
+        assert_eq!(entry_lines(&lines, "slos", 1), Some((29, 33)));
+        assert_eq!(entry_lines(&lines, "slos", 2), None);
+        assert_eq!(entry_lines(&lines, "steps", 3), Some((21, 24)));
+        let flow = ["slos: [{name: a}]"];
+        assert_eq!(entry_lines(&flow, "slos", 0), None);
+        assert_eq!(list_entry("slos[12].max"), Some(("slos", 12)));
+        assert_eq!(list_entry("baseline.ratios[0].measurement"), None);
     }
 
     #[test]

@@ -24,6 +24,8 @@ pub use load::{LoadError, load_dir, load_file, parse_suite};
 pub use overrides::{Override, OverrideError, apply_overrides};
 pub use steps::*;
 
+use crate::slo::{Comparison, Stat};
+
 /// One suite file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -173,24 +175,81 @@ pub struct RatioSpec {
 }
 
 /// One service-level objective.
+///
+/// A suite file gives exactly one of `max:` or `min:`; read, that is one comparison and
+/// one threshold, so an SLO without a bound (or with two) cannot exist past loading.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "SloSpecFile", into = "SloSpecFile")]
 pub struct SloSpec {
     /// Unique within the suite.
     pub name: String,
     /// Why this objective, in a sentence (shown in reports and JUnit).
-    #[serde(default)]
     pub description: String,
     /// The measurement it reads.
     pub measurement: String,
     /// The statistic of that measurement (p99, max, missing, value, ...).
-    pub stat: String,
-    /// Pass when the statistic is at most this.
+    pub stat: Stat,
+    /// `max:` (pass when the statistic is at most the threshold) or `min:` (at least).
+    pub comparison: Comparison,
+    /// The threshold.
+    pub threshold: Expr,
+}
+
+/// An SLO as a suite file spells it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SloSpecFile {
+    name: String,
+    #[serde(default)]
+    description: String,
+    measurement: String,
+    stat: Stat,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max: Option<Expr>,
-    /// Pass when the statistic is at least this.
+    max: Option<Expr>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub min: Option<Expr>,
+    min: Option<Expr>,
+}
+
+impl TryFrom<SloSpecFile> for SloSpec {
+    type Error = String;
+
+    fn try_from(file: SloSpecFile) -> Result<Self, Self::Error> {
+        let (comparison, threshold) = match (file.max, file.min) {
+            (Some(max), None) => (Comparison::AtMost, max),
+            (None, Some(min)) => (Comparison::AtLeast, min),
+            _ => {
+                return Err(format!(
+                    "SLO {:?} needs exactly one of `max` or `min`",
+                    file.name
+                ));
+            }
+        };
+        Ok(SloSpec {
+            name: file.name,
+            description: file.description,
+            measurement: file.measurement,
+            stat: file.stat,
+            comparison,
+            threshold,
+        })
+    }
+}
+
+impl From<SloSpec> for SloSpecFile {
+    fn from(spec: SloSpec) -> Self {
+        let (max, min) = match spec.comparison {
+            Comparison::AtMost => (Some(spec.threshold), None),
+            Comparison::AtLeast => (None, Some(spec.threshold)),
+        };
+        SloSpecFile {
+            name: spec.name,
+            description: spec.description,
+            measurement: spec.measurement,
+            stat: spec.stat,
+            max,
+            min,
+        }
+    }
 }
 
 /// What the sensitivity proof expects of this suite: with the legacy switch it targets
@@ -258,28 +317,36 @@ pub enum MeasurementKind {
 
 impl MeasurementKind {
     /// The stats an SLO may name for this kind.
-    pub fn stats(self) -> &'static [&'static str] {
+    pub fn stats(self) -> &'static [Stat] {
         match self {
             MeasurementKind::Latency => &[
-                "p50", "p90", "p99", "max", "min", "mean", "count", "expected", "missing",
+                Stat::P50,
+                Stat::P90,
+                Stat::P99,
+                Stat::Max,
+                Stat::Min,
+                Stat::Mean,
+                Stat::Count,
+                Stat::Expected,
+                Stat::Missing,
             ],
             MeasurementKind::Intervals => &[
-                "p50",
-                "p90",
-                "p99",
-                "max",
-                "min",
-                "mean",
-                "stddev",
-                "count",
-                "missed",
-                "mismatches",
-                "repos",
-                "max-advertisements-per-interval",
-                "within-repo-stddev",
-                "min-repo-stddev",
+                Stat::P50,
+                Stat::P90,
+                Stat::P99,
+                Stat::Max,
+                Stat::Min,
+                Stat::Mean,
+                Stat::Stddev,
+                Stat::Count,
+                Stat::Missed,
+                Stat::Mismatches,
+                Stat::Repos,
+                Stat::MaxAdvertisementsPerInterval,
+                Stat::WithinRepoStddev,
+                Stat::MinRepoStddev,
             ],
-            MeasurementKind::Count | MeasurementKind::Value => &["value"],
+            MeasurementKind::Count | MeasurementKind::Value => &[Stat::Value],
         }
     }
 }

@@ -253,7 +253,7 @@ slos:
             "steps.3.commit.repos=1",
         ])
         .unwrap();
-        assert_eq!(suite.slos[0].max.as_ref().unwrap().text(), "5s");
+        assert_eq!(suite.slos[0].threshold.text(), "5s");
         let timeouts: Vec<f64> = suite
             .steps
             .iter()

@@ -4,7 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-use fleetbench::suite::{self, Suite};
+use fleetbench::slo::Stat;
+use fleetbench::suite::{self, LoadError, Suite};
 
 fn suites_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../suites")
@@ -132,16 +133,14 @@ fn shipped_latency_slos_fail_to_load_without_their_missing_guard() {
                 .map(|(name, _)| name)
                 .collect();
             for slo in &suite.slos {
-                let arrival_stat =
-                    ["p50", "p90", "p99", "max", "min", "mean"].contains(&slo.stat.as_str());
-                if !arrival_stat || !latencies.contains(&slo.measurement) {
+                if !slo.stat.is_arrival() || !latencies.contains(&slo.measurement) {
                     continue;
                 }
                 // Drop the guard of this measurement from the file and load it again.
                 let guard = suite
                     .slos
                     .iter()
-                    .find(|g| g.measurement == slo.measurement && g.stat == "missing")
+                    .find(|g| g.measurement == slo.measurement && g.stat == Stat::Missing)
                     .unwrap_or_else(|| panic!("{}: {} has no missing guard", suite.name, slo.name));
                 let start = text.find(&format!("  - name: {}\n", guard.name)).unwrap();
                 let end = text[start + 4..]
@@ -212,4 +211,59 @@ fn label_propagation_suites_have_bystanders_the_label_does_not_affect() {
             "{name} judges writes to existing BundleDeployments"
         );
     }
+}
+
+/// Every `stat:`, `max:`/`min:` and threshold unit of every shipped suite, misspelt one at a
+/// time: the suite does not load, and the error names the file and the line of the typo
+/// (not the first SLO that happens to read the same).
+#[test]
+fn a_typo_in_any_slo_is_reported_at_its_own_line() {
+    let mut checked = 0;
+    for dir in [suites_dir(), suites_dir().join("smoke")] {
+        for (path, _) in suite::load_dir(&dir).unwrap_or_else(|e| panic!("{e}")) {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let lines: Vec<&str> = text.lines().collect();
+            let slos = lines.iter().position(|l| *l == "slos:").unwrap();
+            for (index, line) in lines.iter().enumerate().skip(slos) {
+                let trimmed = line.trim_start();
+                let typos: Vec<String> = if trimmed.starts_with("stat: ") {
+                    vec![line.replace("stat: ", "stat: P")]
+                } else if trimmed.starts_with("max: ") || trimmed.starts_with("min: ") {
+                    vec![
+                        line.replacen("max: ", "maxi: ", 1)
+                            .replacen("min: ", "mini: ", 1),
+                        format!("{line} + 1parsec"),
+                    ]
+                } else {
+                    continue;
+                };
+                for typo in typos {
+                    let mut edited = lines.clone();
+                    edited[index] = &typo;
+                    let error = suite::parse_suite(&(edited.join("\n") + "\n"), &path)
+                        .expect_err(&format!("{} loads with {typo:?}", path.display()));
+                    let line_of_error = match &error {
+                        LoadError::Parse { line, .. } | LoadError::Invalid { line, .. } => *line,
+                        other => panic!("{other}"),
+                    };
+                    assert_eq!(
+                        line_of_error,
+                        Some(index as u64 + 1),
+                        "{typo:?} at line {}: {error}",
+                        index + 1
+                    );
+                    assert!(
+                        error.to_string().starts_with(&format!(
+                            "invalid suite file {}:{}",
+                            path.display(),
+                            index + 1
+                        )),
+                        "{error}"
+                    );
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(checked > 100, "only {checked} typos tried");
 }

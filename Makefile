@@ -27,10 +27,16 @@ lint: ## rustfmt and clippy, warnings are errors
 fmt: ## format the code
 	$(CARGO) fmt --all
 
-test: lint ## unit, integration and smoke-suite tests (docker ones too, where an engine runs)
-	$(CARGO) test --workspace --no-run
+# `test` lints in the same compile that builds the tests: the workspace's crates go through
+# clippy's driver (.ci/lint-rustc), so clippy's findings and warnings fail the build exactly
+# as `make lint` would, without type-checking every dependency a second time.
+LINTING := RUSTC_WORKSPACE_WRAPPER=$(CURDIR)/.ci/lint-rustc
+
+test: ## rustfmt, clippy, unit, integration and smoke-suite tests (docker ones too, where an engine runs)
+	$(CARGO) fmt --all -- --check
+	$(LINTING) $(CARGO) test --workspace --all-targets --no-run
 	@$(MAKE) --no-print-directory test-images
-	FLEETBENCH_CONTROLLER_BIN=$(CURDIR)/target/debug/fleet-controller $(CARGO) test --workspace
+	$(LINTING) FLEETBENCH_CONTROLLER_BIN=$(CURDIR)/target/debug/fleet-controller $(CARGO) test --workspace
 
 # The docker provider's tests run the images, so they are built from this checkout's test
 # build (one compile, not a second optimised one); without a reachable engine those tests

@@ -27,6 +27,7 @@ pub mod crd;
 mod dependency;
 mod deployment_options;
 pub mod duration;
+pub mod error;
 mod gitrepo;
 pub mod labels;
 mod omitempty;

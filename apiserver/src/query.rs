@@ -6,10 +6,10 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 
 use crate::meta::ObjMeta;
-use crate::objects::{FieldValidation, Propagation};
 use crate::registry::ResourceInfo;
 use crate::status::ApiError;
 use crate::store::StoredObject;
+use crate::write::{FieldValidation, Propagation};
 
 /// The parameters kube-apiserver understands (the ones this server acts on).
 #[derive(Debug, Default, Clone)]

@@ -8,7 +8,8 @@ use serde_json::Value;
 use super::cel::{EvalError, to_cel};
 use super::path::{Path, Seg};
 use super::{Additional, ListType, Node, SchemaType, StructuralSchema};
-use crate::validation::{CauseReason, FieldError, go_format_float, quote_into};
+use crate::goformat::{go_format_float, quote_into};
+use crate::validation::{CauseReason, FieldError};
 
 /// Reasons that stop CEL rules from running, as in kube-apiserver's `hasBlockingErr`.
 fn is_blocking(e: &FieldError) -> bool {

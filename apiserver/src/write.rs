@@ -19,10 +19,10 @@ use crate::meta::{
 };
 use crate::patch::{self, PatchError, PatchType};
 use crate::registry::{Kind, ResourceInfo};
-use crate::state::Shared;
+use crate::state::ServerState;
 use crate::status::{ApiError, Cause};
 use crate::store::{Housekeeping, StoredObject, Write, WriteError};
-use crate::validate;
+use crate::strategy;
 
 /// `fieldValidation`: what to do with fields the schema does not know.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -256,7 +256,7 @@ fn same_content(a: &Value, b: &Value) -> bool {
     })
 }
 
-impl Shared {
+impl ServerState {
     /// The namespace must exist and not be terminating.
     fn check_namespace(
         &self,
@@ -323,7 +323,7 @@ impl Shared {
             schema.apply_defaults(object);
         }
         let name = meta_str(object, "name").unwrap_or_default().to_string();
-        let mut causes: Vec<Cause> = validate::object_meta(info, object, old);
+        let mut causes: Vec<Cause> = strategy::object_meta(info, object, old);
         if let Some(custom) = &info.custom
             && let Some(schema) = &custom.schema
         {

@@ -8,6 +8,7 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use fleet_api::error::chain;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use rand::RngExt;
 use serde_json::{Value, json};
@@ -265,9 +266,7 @@ pub(crate) fn decode_object(headers: &HeaderMap, bytes: &[u8]) -> Result<Value, 
         "application/yaml" | "application/x-yaml" | "text/yaml" => decode_yaml(bytes)?,
         "application/vnd.kubernetes.protobuf" => {
             crate::protobuf::decode(bytes).map_err(|e| match e {
-                crate::protobuf::ProtobufError::Malformed(_) => {
-                    ApiError::bad_request(e.to_string())
-                }
+                crate::protobuf::ProtobufError::Malformed(_) => ApiError::bad_request(chain(&e)),
                 crate::protobuf::ProtobufError::Unsupported(_) => {
                     ApiError::unsupported_media_type(content_type)
                 }

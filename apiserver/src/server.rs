@@ -93,8 +93,7 @@ impl ApiServer {
     /// Binds, creates the default namespaces, and serves in the background.
     pub async fn start(mut config: Config) -> Result<RunningApiServer, Error> {
         if let Err(errors) = config.faults.validate() {
-            let listed: Vec<String> = errors.iter().map(ToString::to_string).collect();
-            return Err(Error::InvalidFaults(listed.join("; ")));
+            return Err(Error::InvalidFaults(errors));
         }
         let generated = config.token.is_none();
         config.token = effective_token(config.listen, config.token.take());
@@ -140,7 +139,7 @@ impl ApiServer {
             };
             shared
                 .create(&namespaces, None, object, &opts, false)
-                .map_err(|e| Error::Bootstrap(e.to_string()))?;
+                .map_err(Error::Bootstrap)?;
         }
         tokio::spawn(crate::housekeeping::run(
             Arc::downgrade(&shared),

@@ -10,6 +10,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use fleet_api::error::chain;
 use serde_json::{Map, Value, json};
 
 use crate::custom;
@@ -790,13 +791,15 @@ impl ServerState {
         opts: &WriteOptions,
     ) -> Result<Outcome, ApiError> {
         let patch_error = |e: PatchError| match e {
-            PatchError::Malformed(m) => ApiError::bad_request(m),
-            PatchError::NotApplicable(m) => ApiError::invalid(
+            PatchError::NotApplicable(_) => ApiError::invalid(
                 &info.group,
                 &info.kind,
                 name,
-                &[Cause::new("FieldValueInvalid", "", m)],
+                &[Cause::new("FieldValueInvalid", "", chain(&e))],
             ),
+            PatchError::Malformed(_) | PatchError::InvalidJsonPatch(_) => {
+                ApiError::bad_request(chain(&e))
+            }
         };
         match kind {
             PatchType::Merge => self.update_with(info, namespace, name, part, opts, true, &|old| {

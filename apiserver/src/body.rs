@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use bytes::{Bytes, BytesMut};
+use fleet_api::error::{Foreign, chain};
 use http_body_util::BodyExt as _;
 
 use crate::status::ApiError;
@@ -31,8 +32,8 @@ pub enum BodyError {
     #[error("request body not received within {0:?}")]
     Timeout(Duration),
     /// The connection failed while the body was being read.
-    #[error("reading the request body: {0}")]
-    Read(String),
+    #[error("reading the request body")]
+    Read(#[source] Foreign<axum::Error>),
 }
 
 impl From<BodyError> for ApiError {
@@ -40,7 +41,8 @@ impl From<BodyError> for ApiError {
         match err {
             BodyError::TooLarge { limit } => ApiError::too_large(limit),
             BodyError::Timeout(after) => ApiError::request_timeout(after),
-            BodyError::Read(message) => ApiError::bad_request(message),
+            // The client sees the transport's words alone, as kube-apiserver's clients do.
+            BodyError::Read(source) => ApiError::bad_request(chain(&source)),
         }
     }
 }
@@ -107,7 +109,7 @@ async fn collect(mut body: Body, limits: Limits) -> Result<Bytes, BodyError> {
     let mut buffer = BytesMut::new();
     let mut seen: usize = 0;
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| BodyError::Read(e.to_string()))?;
+        let frame = frame.map_err(|e| BodyError::Read(Foreign(e)))?;
         let Ok(data) = frame.into_data() else {
             continue;
         };

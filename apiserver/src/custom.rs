@@ -313,7 +313,11 @@ pub fn register(registry: &Registry, store: &Store, crd: &Value) {
                 storage_version: storage_version.clone(),
             })),
             store: shared.clone(),
-            columns: crate::tables::columns_for(&spec.group, &spec.plural, Some(version)),
+            columns: crate::table::PrinterColumns::for_resource(
+                &spec.group,
+                &spec.plural,
+                Some(version),
+            ),
         });
     }
 }

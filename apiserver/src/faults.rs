@@ -42,7 +42,7 @@ const VERBS: &[&str] = &[
 
 /// Numbers in messages as kube-apiserver prints them (`1e+300`, not 301 digits).
 fn go(value: f64) -> String {
-    crate::validation::go_format_float(value)
+    crate::goformat::go_format_float(value)
 }
 
 /// One thing wrong with a [`FaultConfig`], naming the field as a JSON path.

@@ -432,13 +432,13 @@ fn fault_config() -> impl Strategy<Value = FaultConfig> {
 
 /// A server's state without its HTTP side, with the default namespace, for driving the
 /// write path directly.
-fn shared() -> &'static crate::state::Shared {
-    static SHARED: OnceLock<crate::state::Shared> = OnceLock::new();
+fn shared() -> &'static crate::state::ServerState {
+    static SHARED: OnceLock<crate::state::ServerState> = OnceLock::new();
     SHARED.get_or_init(|| {
         let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
         let store = Store::new(64, tx);
         let registry = Registry::with_builtins(&store);
-        let shared = crate::state::Shared {
+        let shared = crate::state::ServerState {
             faults: FaultHandle::new(FaultConfig::default()),
             config: crate::Config::default(),
             store,
@@ -452,7 +452,7 @@ fn shared() -> &'static crate::state::Shared {
             .registry
             .lookup("", "v1", "namespaces")
             .expect("built in");
-        let opts = crate::objects::WriteOptions {
+        let opts = crate::write::WriteOptions {
             manager: "fuzz".into(),
             ..Default::default()
         };
@@ -483,7 +483,7 @@ proptest! {
         apply in kube_object(),
         resource in prop::sample::select(vec!["configmaps", "secrets", "pods", "events"]),
     ) {
-        use crate::objects::{Part, WriteOptions};
+        use crate::write::{Part, WriteOptions};
         use crate::patch::PatchType;
         let shared = shared();
         let info = shared.registry.lookup("", "v1", resource).expect("built in");
@@ -493,7 +493,7 @@ proptest! {
             ..Default::default()
         };
         let ns = Some("default");
-        let check = |result: Result<crate::objects::Outcome, ApiError>| {
+        let check = |result: Result<crate::write::Outcome, ApiError>| {
             if let Err(err) = result {
                 assert_client_error(&err);
             }

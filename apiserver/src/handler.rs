@@ -8,20 +8,21 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use fleet_api::error::chain;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use rand::RngExt;
 use serde_json::{Value, json};
 
 use crate::metrics::DurationLabels;
-use crate::objects::{DeleteOptions, Deleted, Outcome, Part, WriteOptions};
 use crate::patch::PatchType;
 use crate::present::{self, Format};
 use crate::query::{ContinueToken, Filters, Query, parse_propagation};
 use crate::registry::ResourceInfo;
-use crate::state::Shared;
+use crate::state::ServerState;
 use crate::status::ApiError;
 use crate::store::ListRange;
 use crate::watch::{self, WatchRequest};
+use crate::write::{DeleteOptions, Deleted, Outcome, Part, WriteOptions};
 
 /// kube-apiserver's verbs, as metrics and fault rules name them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,7 +103,7 @@ fn with_warnings(mut response: Response, warnings: &[String]) -> Response {
 }
 
 /// Discovery documents: `/api`, `/apis`, and the per group and version lists.
-fn discovery(shared: &Shared, segments: &[&str]) -> Option<Value> {
+fn discovery(shared: &ServerState, segments: &[&str]) -> Option<Value> {
     match segments {
         ["api"] => Some(shared.registry.api_versions()),
         ["api", version] => shared.registry.resource_list("", version),
@@ -113,7 +114,7 @@ fn discovery(shared: &Shared, segments: &[&str]) -> Option<Value> {
     }
 }
 
-fn route(shared: &Shared, segments: &[&str]) -> Result<Route, ApiError> {
+fn route(shared: &ServerState, segments: &[&str]) -> Result<Route, ApiError> {
     let (group, version, mut rest) = match segments {
         ["api", version, rest @ ..] => ("", *version, rest),
         ["apis", group, version, rest @ ..] => (*group, *version, rest),
@@ -179,7 +180,7 @@ fn verb_of(method: &Method, route: &Route, query: &Query) -> Result<Verb, ApiErr
 }
 
 /// Entry point for every path under `/api` and `/apis`.
-pub async fn api(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+pub async fn api(State(shared): State<Arc<ServerState>>, request: Request) -> Response {
     let path = request.uri().path().to_string();
     let segments: Vec<&str> = path
         .trim_matches('/')
@@ -236,7 +237,7 @@ fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-async fn read_body(shared: &Shared, request: Request) -> Result<(HeaderMap, Bytes), ApiError> {
+async fn read_body(shared: &ServerState, request: Request) -> Result<(HeaderMap, Bytes), ApiError> {
     let (parts, body) = request.into_parts();
     let limits = crate::body::Limits::of(&shared.config);
     let bytes = crate::body::read_request(&parts.headers, body, limits).await?;
@@ -265,9 +266,7 @@ pub(crate) fn decode_object(headers: &HeaderMap, bytes: &[u8]) -> Result<Value, 
         "application/yaml" | "application/x-yaml" | "text/yaml" => decode_yaml(bytes)?,
         "application/vnd.kubernetes.protobuf" => {
             crate::protobuf::decode(bytes).map_err(|e| match e {
-                crate::protobuf::ProtobufError::Malformed(_) => {
-                    ApiError::bad_request(e.to_string())
-                }
+                crate::protobuf::ProtobufError::Malformed(_) => ApiError::bad_request(chain(&e)),
                 crate::protobuf::ProtobufError::Unsupported(_) => {
                     ApiError::unsupported_media_type(content_type)
                 }
@@ -339,7 +338,7 @@ fn outcome_response(outcome: Outcome, info: &ResourceInfo, format: Format) -> Re
 }
 
 async fn serve(
-    shared: &Arc<Shared>,
+    shared: &Arc<ServerState>,
     route: Route,
     verb: Verb,
     query: Query,
@@ -509,9 +508,9 @@ pub(crate) fn delete_options(
         opts.propagation = Some(parse_propagation(&policy)?);
     } else if let Some(orphan) = body.orphan_dependents {
         opts.propagation = Some(if orphan {
-            crate::objects::Propagation::Orphan
+            crate::write::Propagation::Orphan
         } else {
-            crate::objects::Propagation::Background
+            crate::write::Propagation::Background
         });
     }
     if let Some(pre) = body.preconditions {
@@ -534,7 +533,7 @@ pub(crate) fn parse_revision(value: &str) -> Result<u64, ApiError> {
 }
 
 fn list(
-    shared: &Shared,
+    shared: &ServerState,
     info: &Arc<ResourceInfo>,
     namespace: Option<&str>,
     query: &Query,
@@ -589,7 +588,7 @@ fn list(
 }
 
 fn watch(
-    shared: &Arc<Shared>,
+    shared: &Arc<ServerState>,
     route: Route,
     query: &Query,
     format: Format,

@@ -12,17 +12,17 @@ use std::sync::{Arc, Weak};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use crate::objects::{
+use crate::registry::{Kind, ResourceInfo};
+use crate::state::ServerState;
+use crate::store::{Housekeeping, Location};
+use crate::write::{
     DeleteOptions, FOREGROUND_FINALIZER, ORPHAN_FINALIZER, Part, Propagation, WriteOptions,
 };
-use crate::registry::{Kind, ResourceInfo};
-use crate::state::Shared;
-use crate::store::{Housekeeping, Location};
 
 const CRD_CLEANUP_FINALIZER: &str = "customresourcecleanup.apiextensions.k8s.io";
 
 /// Runs until the server is dropped or shut down.
-pub async fn run(shared: Weak<Shared>, mut queue: mpsc::UnboundedReceiver<Housekeeping>) {
+pub async fn run(shared: Weak<ServerState>, mut queue: mpsc::UnboundedReceiver<Housekeeping>) {
     while let Some(work) = queue.recv().await {
         let Some(shared) = shared.upgrade() else {
             return;
@@ -34,7 +34,7 @@ pub async fn run(shared: Weak<Shared>, mut queue: mpsc::UnboundedReceiver<Housek
     }
 }
 
-fn handle(shared: &Shared, work: Housekeeping) {
+fn handle(shared: &ServerState, work: Housekeeping) {
     match work {
         Housekeeping::Removed {
             uid,
@@ -72,7 +72,7 @@ fn handle(shared: &Shared, work: Housekeeping) {
     }
 }
 
-fn info_of(shared: &Shared, location: &Location) -> Option<Arc<ResourceInfo>> {
+fn info_of(shared: &ServerState, location: &Location) -> Option<Arc<ResourceInfo>> {
     shared.info_for(&location.resource.group, &location.resource.resource)
 }
 
@@ -92,7 +92,7 @@ fn internal() -> WriteOptions {
 
 /// Deletes a dependent whose owners are all gone, or drops the references to the owners
 /// that are gone while others remain.
-fn collect_dependent(shared: &Shared, uid: &str) {
+fn collect_dependent(shared: &ServerState, uid: &str) {
     let Some(location) = shared.store.locate(uid) else {
         return;
     };
@@ -149,7 +149,7 @@ fn collect_dependent(shared: &Shared, uid: &str) {
     }
 }
 
-fn remove_finalizer(shared: &Shared, info: &Arc<ResourceInfo>, key: &str, finalizer: &str) {
+fn remove_finalizer(shared: &ServerState, info: &Arc<ResourceInfo>, key: &str, finalizer: &str) {
     let (namespace, name) = split_key(key);
     let result = shared.update_with(
         info,
@@ -172,7 +172,7 @@ fn remove_finalizer(shared: &Shared, info: &Arc<ResourceInfo>, key: &str, finali
 }
 
 /// Advances the server-handled finalizers of an object being deleted.
-fn finalize(shared: &Shared, uid: &str) {
+fn finalize(shared: &ServerState, uid: &str) {
     let Some(location) = shared.store.locate(uid) else {
         return;
     };
@@ -261,7 +261,7 @@ fn finalize(shared: &Shared, uid: &str) {
 }
 
 /// Deletes what a terminating namespace holds; removes the namespace once it is empty.
-fn finalize_namespace(shared: &Shared, info: &Arc<ResourceInfo>, namespace: &str) {
+fn finalize_namespace(shared: &ServerState, info: &Arc<ResourceInfo>, namespace: &str) {
     for (_, store) in shared.registry.stores() {
         if !store.namespaced {
             continue;
@@ -326,7 +326,7 @@ fn finalize_namespace(shared: &Shared, info: &Arc<ResourceInfo>, namespace: &str
 }
 
 /// Deletes a terminating CRD's objects; stops serving the resource once none is left.
-fn finalize_crd(shared: &Shared, info: &Arc<ResourceInfo>, key: &str, crd: &Value) {
+fn finalize_crd(shared: &ServerState, info: &Arc<ResourceInfo>, key: &str, crd: &Value) {
     let Ok(spec) = crate::custom::check(crd) else {
         remove_finalizer(shared, info, key, CRD_CLEANUP_FINALIZER);
         return;

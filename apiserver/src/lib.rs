@@ -25,12 +25,13 @@ mod events;
 mod faults;
 #[cfg(test)]
 mod fuzz;
+mod goformat;
 mod handler;
 mod housekeeping;
+pub mod jsonpath;
 mod managed;
 mod meta;
 mod metrics;
-mod objects;
 mod openapi;
 mod patch;
 mod present;
@@ -43,11 +44,11 @@ mod server;
 mod state;
 mod status;
 mod store;
+mod strategy;
 pub mod table;
-mod tables;
-mod validate;
 pub mod validation;
 mod watch;
+mod write;
 
 pub use config::{
     Config, DEFAULT_BODY_DRAIN_LIMIT, DEFAULT_BODY_LIMIT, DEFAULT_BODY_READ_TIMEOUT,

@@ -44,13 +44,17 @@ impl PatchType {
 /// Why a patch could not be applied.
 #[derive(Debug, thiserror::Error)]
 pub enum PatchError {
-    /// The patch document itself is malformed.
+    /// The patch document itself is malformed (not an object, an unknown `$patch`
+    /// directive, a list entry without its merge key); the text says how.
     #[error("{0}")]
     Malformed(String),
+    /// A JSON patch is not a list of operations.
+    #[error("invalid JSON patch")]
+    InvalidJsonPatch(#[source] serde_json::Error),
     /// The patch is well-formed but does not apply to the object (a failed `test`, a
     /// missing path).
-    #[error("{0}")]
-    NotApplicable(String),
+    #[error(transparent)]
+    NotApplicable(#[from] json_patch::PatchError),
 }
 
 /// Applies a JSON merge patch.
@@ -67,12 +71,12 @@ pub fn merge_patch(target: &mut Value, patch: &Value) -> Result<(), PatchError> 
 /// Applies a JSON patch (list of operations). On error `target` is left half patched:
 /// callers patch a copy and drop it on error.
 pub fn json_patch(target: &mut Value, patch: &Value) -> Result<(), PatchError> {
-    let ops: json_patch::Patch = serde_json::from_value(patch.clone())
-        .map_err(|e| PatchError::Malformed(format!("invalid JSON patch: {e}")))?;
+    let ops: json_patch::Patch =
+        serde_json::from_value(patch.clone()).map_err(PatchError::InvalidJsonPatch)?;
     // json_patch::patch rolls back a failed patch by applying the inverse operations, and
     // panics when an inverse cannot apply (a `move` from `/a/b` to `/a` inverts to a move
     // into itself). Every caller patches a copy, so no rollback is needed.
-    json_patch::patch_unsafe(target, &ops).map_err(|e| PatchError::NotApplicable(e.to_string()))
+    Ok(json_patch::patch_unsafe(target, &ops)?)
 }
 
 /// Applies a strategic merge patch (the subset described in the module docs).
@@ -259,7 +263,7 @@ mod tests {
         assert!(matches!(err, PatchError::NotApplicable(_)));
         assert!(matches!(
             json_patch(&mut doc, &json!({"op": "x"})).unwrap_err(),
-            PatchError::Malformed(_)
+            PatchError::InvalidJsonPatch(_)
         ));
     }
 

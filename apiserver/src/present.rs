@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use crate::registry::{Kind, ResourceInfo};
 use crate::store::StoredObject;
-use crate::table::IncludeObject;
+use crate::table::{IncludeObject, TableListMeta, TableOptions};
 
 /// The representation a client asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,14 +93,10 @@ pub fn one(info: &ResourceInfo, format: Format, object: &StoredObject) -> Bytes 
         Format::Metadata => {
             Bytes::from(serde_json::to_vec(&metadata_only(object)).expect("JSON values serialize"))
         }
-        Format::Table(include) => {
-            match crate::tables::table(info, std::slice::from_ref(object), None, include) {
-                Some(table) => {
-                    Bytes::from(serde_json::to_vec(&table).expect("JSON values serialize"))
-                }
-                None => object_bytes(info, object),
-            }
-        }
+        Format::Table(include) => match table(info, std::slice::from_ref(object), None, include) {
+            Some(table) => Bytes::from(serde_json::to_vec(&table).expect("JSON values serialize")),
+            None => object_bytes(info, object),
+        },
     }
 }
 
@@ -117,7 +113,7 @@ pub fn list(
         list_meta["continue"] = json!(token);
     }
     if let Format::Table(include) = format
-        && let Some(table) = crate::tables::table(info, items, Some(&list_meta), include)
+        && let Some(table) = table(info, items, Some(&list_meta), include)
     {
         return Bytes::from(serde_json::to_vec(&table).expect("JSON values serialize"));
     }
@@ -160,6 +156,35 @@ pub fn watch_line(out: &mut BytesMut, event_type: &str, object: &[u8]) {
     out.put_slice(b"\",\"object\":");
     out.put_slice(object);
     out.put_slice(b"}\n");
+}
+
+/// The `Table` of some objects.
+fn table(
+    info: &ResourceInfo,
+    objects: &[StoredObject],
+    list_meta: Option<&Value>,
+    include_object: IncludeObject,
+) -> Option<Value> {
+    let values: Vec<Value> = objects
+        .iter()
+        .map(|o| serde_json::from_slice(&object_bytes(info, o)).unwrap_or(Value::Null))
+        .collect();
+    let list = TableListMeta {
+        resource_version: list_meta
+            .as_ref()
+            .and_then(|m| m["resourceVersion"].as_str())
+            .map(str::to_string),
+        continue_token: list_meta
+            .as_ref()
+            .and_then(|m| m["continue"].as_str())
+            .map(str::to_string),
+        remaining_item_count: None,
+    };
+    let options = TableOptions {
+        include_object,
+        ..TableOptions::default()
+    };
+    Some(info.columns.to_table(&values, &list, &options))
 }
 
 #[cfg(test)]

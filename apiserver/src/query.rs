@@ -3,13 +3,14 @@
 use std::time::Duration;
 
 use base64::Engine as _;
+use fleet_api::error::chain;
 use serde_json::{Value, json};
 
 use crate::meta::ObjMeta;
-use crate::objects::{FieldValidation, Propagation};
 use crate::registry::ResourceInfo;
 use crate::status::ApiError;
 use crate::store::StoredObject;
+use crate::write::{FieldValidation, Propagation};
 
 /// The parameters kube-apiserver understands (the ones this server acts on).
 #[derive(Debug, Default, Clone)]
@@ -108,7 +109,7 @@ impl Query {
                 "includeObject" => {
                     q.include_object = Some(
                         crate::table::IncludeObject::parse(&value)
-                            .map_err(|e| ApiError::bad_request(e.to_string()))?,
+                            .map_err(|e| ApiError::bad_request(chain(&e)))?,
                     );
                 }
                 "orphanDependents" => {
@@ -275,7 +276,7 @@ impl Filters {
         let labels = match &query.label_selector {
             Some(s) => Some(
                 crate::selector::LabelSelector::parse(s)
-                    .map_err(|e| ApiError::bad_request(e.to_string()))?,
+                    .map_err(|e| ApiError::bad_request(chain(&e)))?,
             )
             .filter(|s| !s.is_empty()),
             None => None,
@@ -285,7 +286,7 @@ impl Filters {
         let fields = match &query.field_selector {
             Some(s) => {
                 let parsed = crate::selector::FieldSelector::parse(s)
-                    .map_err(|e| ApiError::bad_request(format!("{e}")))?;
+                    .map_err(|e| ApiError::bad_request(chain(&e)))?;
                 for requirement in parsed.requirements() {
                     let (field, value) = (requirement.field(), requirement.value());
                     if !selectable(info, field) {

@@ -345,7 +345,7 @@ impl Registry {
                 special: b.special,
                 custom: None,
                 store: resource_store,
-                columns: crate::tables::columns_for(b.group, b.plural, None),
+                columns: crate::table::PrinterColumns::for_resource(b.group, b.plural, None),
             });
         }
         registry

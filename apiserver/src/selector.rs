@@ -26,7 +26,8 @@ use std::str::FromStr;
 
 use serde_json::Value;
 
-use crate::validation::{label_value_problems, qualified_name_problems, quote_into};
+use crate::goformat::quote_into;
+use crate::validation::{label_value_problems, qualified_name_problems};
 
 /// Why a selector could not be parsed or built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

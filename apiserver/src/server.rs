@@ -37,7 +37,7 @@ use crate::error::Error;
 use crate::faults::{FaultConfig, FaultHandle};
 use crate::metrics::Metrics;
 use crate::registry::Registry;
-use crate::state::Shared;
+use crate::state::ServerState;
 use crate::status::{ApiError, Cause};
 use crate::store::Store;
 
@@ -52,7 +52,7 @@ pub struct ApiServer;
 #[derive(Debug)]
 pub struct RunningApiServer {
     addr: SocketAddr,
-    shared: Arc<Shared>,
+    shared: Arc<ServerState>,
     task: Option<JoinHandle<()>>,
 }
 
@@ -93,8 +93,7 @@ impl ApiServer {
     /// Binds, creates the default namespaces, and serves in the background.
     pub async fn start(mut config: Config) -> Result<RunningApiServer, Error> {
         if let Err(errors) = config.faults.validate() {
-            let listed: Vec<String> = errors.iter().map(ToString::to_string).collect();
-            return Err(Error::InvalidFaults(listed.join("; ")));
+            return Err(Error::InvalidFaults(errors));
         }
         let generated = config.token.is_none();
         config.token = effective_token(config.listen, config.token.take());
@@ -117,7 +116,7 @@ impl ApiServer {
         let (housekeeping_tx, housekeeping_rx) = tokio::sync::mpsc::unbounded_channel();
         let store = Store::new(config.watch_history, housekeeping_tx);
         let registry = Registry::with_builtins(&store);
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(ServerState {
             faults: FaultHandle::new(config.faults.clone()),
             config,
             store,
@@ -134,13 +133,13 @@ impl ApiServer {
         for name in DEFAULT_NAMESPACES {
             let object =
                 json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
-            let opts = crate::objects::WriteOptions {
+            let opts = crate::write::WriteOptions {
                 manager: "kube-apiserver".into(),
                 ..Default::default()
             };
             shared
                 .create(&namespaces, None, object, &opts, false)
-                .map_err(|e| Error::Bootstrap(e.to_string()))?;
+                .map_err(Error::Bootstrap)?;
         }
         tokio::spawn(crate::housekeeping::run(
             Arc::downgrade(&shared),
@@ -256,7 +255,7 @@ fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
 
 /// Accepts connections until shutdown, at most `max_connections` at once, then waits
 /// (boundedly) for the open ones to finish.
-async fn accept_loop(listener: TcpListener, router: Router, shared: Arc<Shared>) {
+async fn accept_loop(listener: TcpListener, router: Router, shared: Arc<ServerState>) {
     let slots = Arc::new(Semaphore::new(shared.config.max_connections.max(1)));
     let shutdown = shared.shutdown.clone();
     let header_read_timeout = shared.config.header_read_timeout;
@@ -335,7 +334,7 @@ impl Drop for RunningApiServer {
     }
 }
 
-fn router(shared: Arc<Shared>) -> Router {
+fn router(shared: Arc<ServerState>) -> Router {
     let authenticated = Router::new()
         .route("/version", get(version))
         .route("/metrics", get(metrics))
@@ -357,7 +356,11 @@ fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
-async fn authenticate(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
+async fn authenticate(
+    State(shared): State<Arc<ServerState>>,
+    request: Request,
+    next: Next,
+) -> Response {
     if let Some(token) = &shared.config.token {
         let presented = request
             .headers()
@@ -399,7 +402,7 @@ async fn version() -> Response {
     }))
 }
 
-async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+async fn metrics(State(shared): State<Arc<ServerState>>) -> Response {
     let counts: Vec<(String, usize)> = shared
         .registry
         .stores()
@@ -417,11 +420,11 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
         .into_response()
 }
 
-async fn get_faults(State(shared): State<Arc<Shared>>) -> Response {
+async fn get_faults(State(shared): State<Arc<ServerState>>) -> Response {
     json_body(&serde_json::to_value(shared.faults.config()).unwrap_or_default())
 }
 
-async fn put_faults(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+async fn put_faults(State(shared): State<Arc<ServerState>>, request: Request) -> Response {
     let limits = crate::body::Limits::of(&shared.config);
     let (parts, body) = request.into_parts();
     let body = match crate::body::read_request(&parts.headers, body, limits).await {
@@ -446,7 +449,7 @@ async fn put_faults(State(shared): State<Arc<Shared>>, request: Request) -> Resp
     json_body(&serde_json::to_value(shared.faults.config()).unwrap_or_default())
 }
 
-async fn cut_watches(State(shared): State<Arc<Shared>>) -> Response {
+async fn cut_watches(State(shared): State<Arc<ServerState>>) -> Response {
     shared.faults.cut_watches();
     (StatusCode::NO_CONTENT, ()).into_response()
 }
@@ -462,11 +465,14 @@ async fn openapi_v2() -> Response {
         .into_response()
 }
 
-async fn openapi_index(State(shared): State<Arc<Shared>>) -> Response {
+async fn openapi_index(State(shared): State<Arc<ServerState>>) -> Response {
     json_body(&crate::openapi::index(&shared.registry))
 }
 
-async fn openapi_group_version(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+async fn openapi_group_version(
+    State(shared): State<Arc<ServerState>>,
+    request: Request,
+) -> Response {
     let path = request
         .uri()
         .path()

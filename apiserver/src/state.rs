@@ -1,4 +1,8 @@
-//! What every request handler and background task shares.
+//! [`ServerState`]: what every request handler and background task of one server shares.
+//!
+//! One value per running server, behind an `Arc`, so the HTTP handlers, the watch streams
+//! and the housekeeping task (garbage collection, finalizers) see the same store, registry,
+//! metrics and faults without globals.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,9 +16,9 @@ use crate::metrics::Metrics;
 use crate::registry::{Registry, ResourceInfo};
 use crate::store::Store;
 
-/// The server's shared state.
+/// The state of one running server, shared by its handlers and background tasks.
 #[derive(Debug)]
-pub struct Shared {
+pub struct ServerState {
     /// Start settings.
     pub config: Config,
     /// Objects.
@@ -33,7 +37,7 @@ pub struct Shared {
     pub terminating_crds: Mutex<HashMap<String, String>>,
 }
 
-impl Shared {
+impl ServerState {
     /// Any served version of a resource, for internal writes that need its rules.
     pub fn info_for(&self, group: &str, plural: &str) -> Option<Arc<ResourceInfo>> {
         let versions = self.registry.versions(group)?;

@@ -16,8 +16,11 @@
 //! releases say "bytes" where 1.33 says "characters", and "a valid label key" for "a
 //! qualified name"); [`validate_object_meta`] reports metadata fields of the wrong JSON
 //! type as `FieldValueTypeInvalid` causes, where kube-apiserver fails decoding with a 400;
-//! `managedFields` is not validated; Go's `%q` quoting is reproduced for printable text and
-//! common escapes only.
+//! `managedFields` is not validated.
+//!
+//! Where these rules apply to which kind (the naming rule of each resource, what an update
+//! may change) is decided in [`crate::strategy`]; the CRD schema validator is
+//! [`crate::schema`]; Go's printing of the values in messages is [`crate::goformat`].
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -25,6 +28,8 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 use serde_json::Value;
+
+use crate::goformat::{quote_into, render_value_into};
 
 /// The `reason` of a Kubernetes `StatusCause`: what kind of problem one field has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -316,66 +321,6 @@ pub fn invalid_message(qualified_kind: &str, name: &str, errors: &[FieldError]) 
         }
     }
     out
-}
-
-/// Writes `value` the way kube-apiserver shows a bad value: strings quoted, numbers and
-/// booleans bare, anything else as JSON.
-pub(crate) fn render_value_into(out: &mut String, value: &Value) {
-    match value {
-        Value::String(s) => quote_into(out, s),
-        Value::Null => out.push_str("null"),
-        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
-            (Some(i), _, _) => out.push_str(&i.to_string()),
-            (None, Some(u), _) => out.push_str(&u.to_string()),
-            (None, None, Some(f)) => out.push_str(&go_format_float(f)),
-            _ => out.push_str(&n.to_string()),
-        },
-        other => out.push_str(&other.to_string()),
-    }
-}
-
-/// Formats a float as Go's `%v` does (`strconv.FormatFloat(f, 'g', -1, 64)`): the shortest
-/// digits, in exponent form (`1e+06`, `1.5e-05`) when the decimal exponent is below -4 or
-/// at least 6 (Go's rule for the shortest representation).
-pub(crate) fn go_format_float(f: f64) -> String {
-    if f.is_nan() {
-        return "NaN".to_owned();
-    }
-    if f.is_infinite() {
-        return if f > 0.0 { "+Inf" } else { "-Inf" }.to_owned();
-    }
-    if f == 0.0 {
-        return if f.is_sign_negative() { "-0" } else { "0" }.to_owned();
-    }
-    // Rust's `{:e}` gives the shortest round-tripping digits: "1.5e-5", "1e6".
-    let sci = format!("{f:e}");
-    let (mantissa, exponent) = sci.split_once('e').unwrap_or((&sci, "0"));
-    let exponent: i32 = exponent.parse().unwrap_or(0);
-    if !(-4..6).contains(&exponent) {
-        let sign = if exponent < 0 { '-' } else { '+' };
-        return format!("{mantissa}e{sign}{:02}", exponent.abs());
-    }
-    format!("{f}")
-}
-
-/// Quotes a string as Go's `%q` does for the printable text kube-apiserver meets.
-pub(crate) fn quote_into(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 || c == '\u{7f}' => {
-                out.push_str(&format!("\\x{:02x}", c as u32));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
 }
 
 /// Which naming rule a resource's `metadata.name` follows in kube-apiserver.
@@ -1415,27 +1360,5 @@ mod tests {
         // Removing finalizers while deleting is what lets deletion finish: allowed.
         new["finalizers"] = json!([]);
         assert!(validate_object_meta_update(&new, &deleting).is_empty());
-    }
-
-    #[test]
-    fn floats_print_like_go() {
-        assert_eq!(go_format_float(1.5), "1.5");
-        assert_eq!(go_format_float(10.0), "10");
-        assert_eq!(go_format_float(123456.0), "123456");
-        assert_eq!(go_format_float(1_000_000.0), "1e+06");
-        assert_eq!(go_format_float(1_234_567.0), "1.234567e+06");
-        assert_eq!(go_format_float(0.0001), "0.0001");
-        assert_eq!(go_format_float(0.000015), "1.5e-05");
-        assert_eq!(go_format_float(-2.25), "-2.25");
-        let mut s = String::new();
-        render_value_into(&mut s, &json!(2.5));
-        assert_eq!(s, "2.5");
-    }
-
-    #[test]
-    fn quoting_escapes_like_go() {
-        let mut s = String::new();
-        quote_into(&mut s, "a\"b\\c\nd\u{1}");
-        assert_eq!(s, "\"a\\\"b\\\\c\\nd\\x01\"");
     }
 }

@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use crate::present::{self, Format};
 use crate::query::Filters;
 use crate::registry::ResourceInfo;
-use crate::state::Shared;
+use crate::state::ServerState;
 use crate::status::ApiError;
 use crate::store::{EventType, StoredObject, WatchEvent};
 
@@ -44,7 +44,7 @@ pub struct WatchRequest {
 
 /// Starts a watch; the returned channel yields the response body chunks.
 pub fn start(
-    shared: Arc<Shared>,
+    shared: Arc<ServerState>,
     request: WatchRequest,
 ) -> mpsc::Receiver<Result<Bytes, Infallible>> {
     let (tx, rx) = mpsc::channel(32);
@@ -111,7 +111,7 @@ pub fn expired_line(revision: u64, oldest: u64) -> Bytes {
 }
 
 async fn run(
-    shared: Arc<Shared>,
+    shared: Arc<ServerState>,
     request: WatchRequest,
     tx: mpsc::Sender<Result<Bytes, Infallible>>,
 ) {
@@ -198,7 +198,7 @@ async fn run(
 
 /// Checks up front that a watch from `since` can be served; the error is sent as an
 /// ERROR event on a 200 response, as kube-apiserver does.
-pub fn check_start(info: &ResourceInfo, shared: &Shared, since: u64) -> Result<(), Bytes> {
+pub fn check_start(info: &ResourceInfo, shared: &ServerState, since: u64) -> Result<(), Bytes> {
     let mut sink = Vec::new();
     info.store
         .events_after_at(&shared.store, since, &mut sink)

@@ -23,6 +23,7 @@ use crate::server::{self, ServerState};
 use crate::status::StatusWriter;
 use crate::store::{Store, spawn_watches};
 use crate::{bundle, cluster, clustergroup, gitrepo, status, webhook};
+use fleet_api::error::Foreign;
 use fleet_api::profile::LegacySwitch;
 use fleet_api::{GitRepo, install_crds};
 
@@ -33,21 +34,20 @@ pub enum Error {
     #[error(transparent)]
     InstallCrd(#[from] fleet_api::crd::Error),
     /// The Fleet API did not become available.
-    #[error(
-        "the fleet.cattle.io API is not served (install the CRDs, e.g. with --install-crds): {0}"
-    )]
-    ApiUnavailable(String),
+    #[error("the fleet.cattle.io API is not served (install the CRDs, e.g. with --install-crds)")]
+    ApiUnavailable(#[source] Foreign<Box<kube::Error>>),
     /// The listener could not bind.
-    #[error("listening on {addr}: {source}")]
+    #[error("listening on {addr}")]
     Listen {
         /// Address.
         addr: SocketAddr,
         /// I/O error.
+        #[source]
         source: std::io::Error,
     },
     /// The git cache directory could not be created.
-    #[error("git cache directory: {0}")]
-    CacheDir(std::io::Error),
+    #[error("git cache directory")]
+    CacheDir(#[source] std::io::Error),
     /// The git cache's key could not be read or created.
     #[error(transparent)]
     Cache(#[from] gitrepo::cache::Error),
@@ -61,7 +61,7 @@ async fn wait_for_api(client: &Client, timeout: Duration) -> Result<(), Error> {
         match api.list(&ListParams::default().limit(1)).await {
             Ok(_) => return Ok(()),
             Err(e) if tokio::time::Instant::now() >= deadline => {
-                return Err(Error::ApiUnavailable(e.to_string()));
+                return Err(Error::ApiUnavailable(Foreign(Box::new(e))));
             }
             Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
         }

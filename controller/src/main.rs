@@ -14,10 +14,6 @@ use kube::Client;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use tokio_util::sync::CancellationToken;
 
-fn duration(text: &str) -> Result<Duration, String> {
-    fleet_api::duration::parse(text).map_err(|e| e.to_string())
-}
-
 /// The fleet.cattle.io controller bundled with fleetbench: GitRepo -> Bundle ->
 /// BundleDeployment, with Fleet's API, env vars and metrics.
 #[derive(Parser, Debug)]
@@ -37,11 +33,11 @@ struct Cli {
 
     /// In-process agent: none, simulated (plays every Cluster) or apply (deploys to Clusters
     /// with a kubeconfig Secret).
-    #[arg(long, default_value = "none", value_parser = |s: &str| s.parse::<AgentMode>().map_err(|e| e.to_string()))]
+    #[arg(long, default_value = "none", value_parser = |s: &str| s.parse::<AgentMode>())]
     agent: AgentMode,
 
     /// current, or fleet-v0.10 (every legacy switch on).
-    #[arg(long, default_value = "current", value_parser = |s: &str| s.parse::<Profile>().map_err(|e| e.to_string()))]
+    #[arg(long, default_value = "current", value_parser = |s: &str| s.parse::<Profile>())]
     profile: Profile,
 
     /// Legacy switches to turn on, comma-separated; each brings back one pre-fix algorithm.
@@ -57,7 +53,7 @@ struct Cli {
     address_file: Option<PathBuf>,
 
     /// Every GitRepo is re-synced, and put back on the polling schedule, this often.
-    #[arg(long, env = "GITREPO_SYNC_PERIOD", default_value = "2h", value_parser = duration)]
+    #[arg(long, env = "GITREPO_SYNC_PERIOD", default_value = "2h", value_parser = fleet_api::duration::parse)]
     gitrepo_sync_period: Duration,
 
     /// GitRepo sync and poll workers.
@@ -90,17 +86,17 @@ struct Cli {
 
     /// Status coalescing window: at most one status write per object per window (errors are
     /// written at once). Fleet's GitRepo status reconciler delays by 3s.
-    #[arg(long, default_value = "3s", value_parser = duration)]
+    #[arg(long, default_value = "3s", value_parser = fleet_api::duration::parse)]
     status_window: Duration,
 
     /// Period of the legacy cluster pass that deletes orphaned BundleDeployments (with
     /// orphan-cleanup-in-cluster-pass).
-    #[arg(long, default_value = "10m", value_parser = duration)]
+    #[arg(long, default_value = "10m", value_parser = fleet_api::duration::parse)]
     legacy_cluster_pass_period: Duration,
 
     /// Simulated agent delay before reporting a deployment: a duration (100ms) or a uniform
     /// range (50ms..200ms).
-    #[arg(long, default_value = "50ms..200ms", value_parser = |s: &str| s.parse::<DelayRange>().map_err(|e| e.to_string()))]
+    #[arg(long, default_value = "50ms..200ms", value_parser = |s: &str| s.parse::<DelayRange>())]
     agent_delay: DelayRange,
 
     /// Probability (0..1) that the simulated agent reports a deployment as failed.
@@ -117,7 +113,7 @@ struct Cli {
     git_cache_dir: Option<PathBuf>,
 
     /// Timeout of one git operation (ls-remote, fetch).
-    #[arg(long, default_value = "30s", value_parser = duration)]
+    #[arg(long, default_value = "30s", value_parser = fleet_api::duration::parse)]
     git_timeout: Duration,
 
     /// Namespace of Fleet's global `gitjob-webhook` Secret.
@@ -130,7 +126,7 @@ struct Cli {
     allow_file_repos: bool,
 
     /// GitRepo pollingInterval values below this are raised to it.
-    #[arg(long, env = "FLEET_MIN_POLLING_INTERVAL", default_value = "15s", value_parser = duration)]
+    #[arg(long, env = "FLEET_MIN_POLLING_INTERVAL", default_value = "15s", value_parser = fleet_api::duration::parse)]
     min_polling_interval: Duration,
 }
 

@@ -321,7 +321,7 @@ where
     C: Send + Sync + 'static,
     R: Fn(K, Arc<C>) -> Fut + Send + Sync + Clone + 'static,
     Fut: Future<Output = Result<Action, E>> + Send + 'static,
-    E: std::fmt::Display + Send + 'static,
+    E: std::error::Error + Send + 'static,
     P: Fn(&K, &ReconcileFailure<E>, u32, &C) -> Action + Send + Sync + Clone + 'static,
 {
     (0..workers.max(1))
@@ -388,10 +388,11 @@ pub enum ReconcileFailure<E> {
     Panic(String),
 }
 
-impl<E: std::fmt::Display> std::fmt::Display for ReconcileFailure<E> {
+/// The error with its causes (the text the "reconcile failed" log line shows).
+impl<E: std::error::Error> std::fmt::Display for ReconcileFailure<E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ReconcileFailure::Error(error) => write!(f, "{error}"),
+            ReconcileFailure::Error(error) => f.write_str(&fleet_api::error::chain(error)),
             ReconcileFailure::Panic(message) => write!(f, "panic: {message}"),
         }
     }
@@ -463,12 +464,15 @@ mod tests {
             |key: String, calls: Arc<AtomicUsize>| async move {
                 let n = calls.fetch_add(1, Ordering::SeqCst);
                 match n {
-                    0 => Err(format!("{key} failed")),
+                    0 => Err(std::io::Error::other(format!("{key} failed"))),
                     1 => panic!("boom"),
                     _ => Ok(Action::await_change()),
                 }
             },
-            |_key: &String, _err: &ReconcileFailure<String>, retries: u32, _: &AtomicUsize| {
+            |_key: &String,
+             _err: &ReconcileFailure<std::io::Error>,
+             retries: u32,
+             _: &AtomicUsize| {
                 Action::requeue(backoff(retries, Duration::from_millis(20)))
             },
             &cancel,

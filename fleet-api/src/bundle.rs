@@ -5,14 +5,17 @@
     reason = "printcolumn(...) repeats `type_ = \"string\"` for each column of the kube derive"
 )]
 
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::common::{
-    BundleDeploymentOptions, BundleRef, BundleSummary, BundleTarget, BundleTargetRestriction,
-    Condition, RolloutStrategy, is_default, is_false, is_zero_i32,
-};
+use crate::condition::Condition;
+use crate::dependency::BundleRef;
+use crate::deployment_options::BundleDeploymentOptions;
+use crate::omitempty::{is_default, is_false, is_zero_i32};
+use crate::summary::BundleSummary;
+use crate::target::{BundleTarget, BundleTargetRestriction};
 
 /// Spec of a [`Bundle`].
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -137,4 +140,25 @@ pub struct BundleDisplay {
     /// Worst state over the deployments.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
+}
+
+/// A Bundle's rollout strategy (Fleet's `RolloutStrategy`), stored as written.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutStrategy {
+    /// Maximum unavailable clusters (number or percentage).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_unavailable: Option<IntOrString>,
+    /// Maximum unavailable partitions (number or percentage).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_unavailable_partitions: Option<IntOrString>,
+    /// Clusters per automatic partition (number or percentage).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_partition_size: Option<IntOrString>,
+    /// Cluster count above which automatic partitioning starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_partition_threshold: Option<i32>,
+    /// Maximum BundleDeployments created per reconcile (Fleet's default 50).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_new: Option<i32>,
 }

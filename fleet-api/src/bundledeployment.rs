@@ -10,10 +10,11 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::common::{
-    BundleDeploymentOptions, BundleRef, Condition, CorrectDrift, ModifiedStatus, NonReadyStatus,
-    ResourceCounts, is_default, is_false,
-};
+use crate::condition::Condition;
+use crate::dependency::BundleRef;
+use crate::deployment_options::{BundleDeploymentOptions, CorrectDrift};
+use crate::omitempty::{is_default, is_false};
+use crate::summary::{ModifiedStatus, NonReadyStatus, ResourceCounts};
 
 /// Spec of a [`BundleDeployment`].
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]

@@ -10,7 +10,9 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::common::{BundleSummary, Condition, ResourceCounts, is_default, is_false, is_zero_i64};
+use crate::condition::Condition;
+use crate::omitempty::{is_default, is_false, is_zero_i64};
+use crate::summary::{BundleSummary, ResourceCounts};
 
 /// Spec of a [`Cluster`].
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]

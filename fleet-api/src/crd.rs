@@ -15,7 +15,7 @@ use crate::{Bundle, BundleDeployment, Cluster, ClusterGroup, GitRepo, labels};
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Reading, creating or replacing one CRD failed.
-    #[error("installing CRD {name}: {source}")]
+    #[error("installing CRD {name}")]
     Install {
         /// CRD name.
         name: String,

@@ -10,10 +10,11 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::common::{
-    BundleSummary, Condition, CorrectDrift, GitTarget, ResourceCounts, is_default, is_false,
-    is_zero_i64,
-};
+use crate::condition::Condition;
+use crate::deployment_options::CorrectDrift;
+use crate::omitempty::{is_default, is_false, is_zero_i64};
+use crate::summary::{BundleSummary, ResourceCounts};
+use crate::target::GitTarget;
 
 /// Fleet's default `pollingInterval` when the spec leaves it empty.
 pub const DEFAULT_POLLING_INTERVAL: std::time::Duration = std::time::Duration::from_secs(15);

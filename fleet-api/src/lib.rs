@@ -22,15 +22,22 @@ mod bundle;
 mod bundledeployment;
 mod cluster;
 mod clustergroup;
-mod common;
+mod condition;
 pub mod crd;
+mod dependency;
+mod deployment_options;
 pub mod duration;
+pub mod error;
 mod gitrepo;
 pub mod labels;
+mod omitempty;
 pub mod profile;
+mod summary;
+mod target;
 
 pub use bundle::{
-    Bundle, BundleDisplay, BundleResource, BundleSpec, BundleStatus, TargetCustomizationMode,
+    Bundle, BundleDisplay, BundleResource, BundleSpec, BundleStatus, RolloutStrategy,
+    TargetCustomizationMode,
 };
 pub use bundledeployment::{
     BundleDeployment, BundleDeploymentDisplay, BundleDeploymentResource, BundleDeploymentSpec,
@@ -38,13 +45,17 @@ pub use bundledeployment::{
 };
 pub use cluster::{AgentStatus, Cluster, ClusterDisplay, ClusterSpec, ClusterStatus};
 pub use clustergroup::{ClusterGroup, ClusterGroupDisplay, ClusterGroupSpec, ClusterGroupStatus};
-pub use common::{
-    BundleDeploymentOptions, BundleRef, BundleState, BundleSummary, BundleTarget,
-    BundleTargetRestriction, Condition, CorrectDrift, GitTarget, HelmOptions, KustomizeOptions,
-    ModifiedStatus, NonReadyResource, NonReadyStatus, ResourceCounts, ResourceSummary,
-    RolloutStrategy, YamlOptions,
+pub use condition::Condition;
+pub use dependency::BundleRef;
+pub use deployment_options::{
+    BundleDeploymentOptions, CorrectDrift, HelmOptions, KustomizeOptions, YamlOptions,
 };
 pub use gitrepo::{DEFAULT_POLLING_INTERVAL, GitRepo, GitRepoDisplay, GitRepoSpec, GitRepoStatus};
+pub use summary::{
+    BundleState, BundleSummary, ModifiedStatus, NonReadyResource, NonReadyStatus, ResourceCounts,
+    ResourceSummary,
+};
+pub use target::{BundleTarget, BundleTargetRestriction, GitTarget};
 
 pub use crd::{crds, crds_json, crds_yaml, install_crds};
 pub use duration::GoDuration;

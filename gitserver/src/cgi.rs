@@ -13,6 +13,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use bytes::Bytes;
+use fleet_api::error::{Foreign, chain};
 use futures::{Stream, StreamExt as _};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use tokio::io::{
@@ -64,11 +65,51 @@ pub(crate) struct CgiExit {
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum CgiError {
     /// The process could not be started.
-    #[error("cannot start git http-backend: {0}")]
-    Spawn(std::io::Error),
-    /// The process ended or misbehaved before sending its CGI headers.
-    #[error("git http-backend sent no response: {0}")]
-    NoHeaders(String),
+    #[error("cannot start git http-backend")]
+    Spawn(#[source] std::io::Error),
+    /// The process ended or misbehaved before sending its CGI headers. Its error output
+    /// is part of the message because it usually says why, in git's words.
+    #[error("git http-backend sent no response: {}; stderr: {stderr}", chain(.reason))]
+    NoHeaders {
+        /// What went wrong with the response head.
+        reason: HeadError,
+        /// The start of the process's error output.
+        stderr: String,
+    },
+}
+
+/// Why the CGI response head could not be read.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum HeadError {
+    /// The process did not send its headers within the request timeout.
+    #[error("timed out")]
+    TimedOut,
+    /// Reading the process's output failed.
+    #[error("reading CGI headers")]
+    Read(#[source] std::io::Error),
+    /// The output ended before the empty line that ends the headers.
+    #[error("output ended before the CGI headers did")]
+    Ended,
+    /// The headers are longer than any git sends.
+    #[error("CGI headers too long")]
+    TooLong,
+    /// A header line has no `:`.
+    #[error("malformed CGI header line {0:?}")]
+    MalformedLine(String),
+    /// The `Status:` header holds no HTTP status code.
+    #[error("malformed CGI status {0:?}")]
+    MalformedStatus(String),
+}
+
+/// Why the request body could not be handed to the process.
+#[derive(Debug, thiserror::Error)]
+enum FeedError {
+    /// The client's body failed mid-stream.
+    #[error("reading the request body")]
+    Read(#[source] Foreign<axum::Error>),
+    /// The body is larger than git requests may be.
+    #[error("request body larger than {0} bytes")]
+    TooLarge(u64),
 }
 
 const MAX_HEADER_BYTES: usize = 64 * 1024;
@@ -145,11 +186,11 @@ pub(crate) async fn run(request: CgiRequest) -> Result<CgiResponse, CgiError> {
                 None => String::new(),
             };
             let reason = match failed {
-                Err(_) => "timed out".to_owned(),
+                Err(_) => HeadError::TimedOut,
                 Ok(Err(e)) => e,
                 Ok(Ok(_)) => unreachable!(),
             };
-            return Err(CgiError::NoHeaders(format!("{reason}; stderr: {stderr}")));
+            return Err(CgiError::NoHeaders { reason, stderr });
         }
     };
     let timeout = request.timeout;
@@ -167,7 +208,10 @@ pub(crate) async fn run(request: CgiRequest) -> Result<CgiResponse, CgiError> {
         if let Some(feeder) = feeder {
             match feeder.await {
                 Ok(Ok(())) => {}
-                Ok(Err(e)) => detail = Some(detail.map_or(e.clone(), |d| format!("{e}; {d}"))),
+                Ok(Err(e)) => {
+                    let e = chain(&e);
+                    detail = Some(detail.map_or(e.clone(), |d| format!("{e}; {d}")));
+                }
                 Err(e) => detail = Some(format!("request body task failed: {e}")),
             }
         }
@@ -192,13 +236,13 @@ pub(crate) async fn run(request: CgiRequest) -> Result<CgiResponse, CgiError> {
 }
 
 /// Copies the request body into the process, up to `max` bytes.
-async fn feed(mut stdin: ChildStdin, mut body: BodyStream, max: u64) -> Result<(), String> {
+async fn feed(mut stdin: ChildStdin, mut body: BodyStream, max: u64) -> Result<(), FeedError> {
     let mut total: u64 = 0;
     while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| format!("reading the request body: {e}"))?;
+        let chunk = chunk.map_err(|e| FeedError::Read(Foreign(e)))?;
         total += chunk.len() as u64;
         if total > max {
-            return Err(format!("request body larger than {max} bytes"));
+            return Err(FeedError::TooLarge(max));
         }
         if stdin.write_all(&chunk).await.is_err() {
             // The process stopped reading (it failed or finished early): its exit says why.
@@ -228,7 +272,7 @@ async fn read_bounded(mut reader: impl AsyncRead + Unpin) -> String {
 /// Parses the CGI response head: `Status:` and other header lines up to an empty line.
 async fn read_head(
     stdout: &mut BufReader<tokio::process::ChildStdout>,
-) -> Result<(StatusCode, HeaderMap), String> {
+) -> Result<(StatusCode, HeaderMap), HeadError> {
     let mut status = StatusCode::OK;
     let mut headers = HeaderMap::new();
     let mut read = 0;
@@ -238,13 +282,13 @@ async fn read_head(
         let n = stdout
             .read_until(b'\n', &mut line)
             .await
-            .map_err(|e| format!("reading CGI headers: {e}"))?;
+            .map_err(HeadError::Read)?;
         if n == 0 {
-            return Err("output ended before the CGI headers did".to_owned());
+            return Err(HeadError::Ended);
         }
         read += n;
         if read > MAX_HEADER_BYTES {
-            return Err("CGI headers too long".to_owned());
+            return Err(HeadError::TooLong);
         }
         let text = String::from_utf8_lossy(&line);
         let text = text.trim_end_matches(['\r', '\n']);
@@ -253,7 +297,7 @@ async fn read_head(
         }
         let (name, value) = text
             .split_once(':')
-            .ok_or_else(|| format!("malformed CGI header line {text:?}"))?;
+            .ok_or_else(|| HeadError::MalformedLine(text.to_owned()))?;
         let value = value.trim();
         if name.eq_ignore_ascii_case("status") {
             let code = value.split_whitespace().next().unwrap_or_default();
@@ -261,7 +305,7 @@ async fn read_head(
                 .parse::<u16>()
                 .ok()
                 .and_then(|code| StatusCode::from_u16(code).ok())
-                .ok_or_else(|| format!("malformed CGI status {value:?}"))?;
+                .ok_or_else(|| HeadError::MalformedStatus(value.to_owned()))?;
         } else if let (Ok(name), Ok(value)) = (
             HeaderName::from_bytes(name.trim().as_bytes()),
             HeaderValue::from_str(value),

@@ -152,7 +152,7 @@ pub enum CredentialsError {
     #[error("expected NAME:PASSWORD, found no ':'")]
     MissingColon,
     /// The name is not a valid Gitea user name.
-    #[error("invalid user name: {0}")]
+    #[error("invalid user name")]
     InvalidName(#[from] crate::names::NameError),
     /// The password is empty.
     #[error("the password must not be empty")]

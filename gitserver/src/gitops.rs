@@ -386,7 +386,7 @@ pub(crate) enum ChangeFilesError {
     #[error("branch already exists [name: {0}]")]
     BranchExists(String),
     /// A branch name is not a valid git branch name (422).
-    #[error("{0}")]
+    #[error(transparent)]
     InvalidBranch(#[from] crate::names::BranchNameError),
     /// `create` of a path that exists (422).
     #[error("repository file already exists [path: {0}]")]
@@ -431,7 +431,7 @@ pub(crate) enum ChangeFilesError {
     #[error("the branch moved during the commit")]
     Raced,
     /// libgit2 failed (500).
-    #[error("git: {0}")]
+    #[error("git")]
     Git(#[from] git2::Error),
 }
 

@@ -4,6 +4,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use fleet_api::error::chain;
+
 use crate::api::convert;
 use crate::forge::types::{PayloadCommit, PushPayload};
 use crate::gitops::{self, RefSnapshot, RefUpdate};
@@ -88,17 +90,16 @@ pub(crate) async fn notify(
                 pusher: Some(pusher_user.clone()),
                 sender: Some(pusher_user.clone()),
             };
-            let body = serde_json::to_vec_pretty(&payload)
-                .map_err(|e| git2::Error::from_str(&e.to_string()))?;
+            let body = serde_json::to_vec_pretty(&payload)?;
             payloads.push((update, body));
         }
-        Ok::<_, git2::Error>(payloads)
+        Ok::<_, PayloadError>(payloads)
     })
     .await;
     let payloads = match built {
         Ok(Ok(payloads)) => payloads,
         Ok(Err(e)) => {
-            tracing::error!(repo = %handle.key, error = %e, "cannot build the push payload");
+            tracing::error!(repo = %handle.key, error = %chain(&e), "cannot build the push payload");
             return;
         }
         Err(e) => {
@@ -134,4 +135,15 @@ pub(crate) async fn notify(
             });
         }
     }
+}
+
+/// Why the webhook payloads of a push could not be built.
+#[derive(Debug, thiserror::Error)]
+enum PayloadError {
+    /// Reading the pushed commits failed.
+    #[error(transparent)]
+    Git(#[from] git2::Error),
+    /// A payload could not be encoded.
+    #[error(transparent)]
+    Encode(#[from] serde_json::Error),
 }

@@ -67,15 +67,17 @@ pub struct GitServer;
 impl GitServer {
     /// Starts a server for `config` and returns once it accepts connections.
     pub async fn start(mut config: Config) -> Result<RunningGitServer, Error> {
-        crate::names::validate_owner(&config.user)
-            .map_err(|e| Error::Config(format!("user name {:?}: {e}", config.user)))?;
+        crate::names::validate_owner(&config.user).map_err(|source| Error::InvalidUser {
+            name: config.user.clone(),
+            source,
+        })?;
         if config.password.is_empty() {
-            return Err(Error::Config("the password must not be empty".into()));
+            return Err(Error::EmptyPassword);
         }
         config.git_binary =
             resolve_program(&config.git_binary).ok_or_else(|| Error::GitMissing {
                 binary: config.git_binary.clone(),
-                message: "not found on PATH".into(),
+                reason: "not found on PATH".into(),
             })?;
         check_git(&config.git_binary).await?;
 
@@ -89,7 +91,7 @@ impl GitServer {
             Store::open(&data_dir, &user, &password, token.as_deref())
         })
         .await
-        .map_err(|e| Error::Config(format!("opening the data directory panicked: {e}")))??;
+        .map_err(Error::OpenPanicked)??;
 
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
@@ -103,8 +105,10 @@ impl GitServer {
         })?;
         let base_url = match &config.external_url {
             Some(url) => {
-                url::Url::parse(url)
-                    .map_err(|e| Error::Config(format!("external URL {url:?}: {e}")))?;
+                url::Url::parse(url).map_err(|source| Error::InvalidExternalUrl {
+                    url: url.clone(),
+                    source,
+                })?;
                 url.trim_end_matches('/').to_owned()
             }
             None => format!("http://{addr}"),
@@ -231,15 +235,18 @@ fn resolve_program(program: &Path) -> Option<PathBuf> {
 
 /// Checks that `git http-backend` exists beside `git`.
 async fn check_git(binary: &Path) -> Result<(), Error> {
-    let missing = |message: String| Error::GitMissing {
+    let missing = |reason: String| Error::GitMissing {
         binary: binary.to_path_buf(),
-        message,
+        reason,
     };
     let output = tokio::process::Command::new(binary)
         .arg("--exec-path")
         .output()
         .await
-        .map_err(|e| missing(e.to_string()))?;
+        .map_err(|source| Error::GitSpawn {
+            binary: binary.to_path_buf(),
+            source,
+        })?;
     if !output.status.success() {
         return Err(missing(
             String::from_utf8_lossy(&output.stderr).into_owned(),

@@ -329,7 +329,7 @@ async fn serve(
     let response = match cgi::run(cgi_request).await {
         Ok(response) => response,
         Err(e) => {
-            tracing::error!(repo = %key, error = %e, "git http-backend failed");
+            tracing::error!(repo = %key, error = %fleet_api::error::chain(&e), "git http-backend failed");
             let response = plain(StatusCode::INTERNAL_SERVER_ERROR, "git http-backend failed");
             return finish_early(&state, pending, Outcome::Error, response);
         }

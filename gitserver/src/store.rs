@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 
-use crate::error::Error;
+use crate::error::{Error, MetadataError};
 use crate::gitops;
 use crate::names::{self, RepoPath};
 
@@ -186,7 +186,7 @@ impl RepoHandle {
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum StoreError {
+pub enum StoreError {
     /// A repository of that name exists (or is being created).
     #[error("The repository with the same name already exists.")]
     AlreadyExists,
@@ -197,17 +197,26 @@ pub(crate) enum StoreError {
     #[error("{0} not found")]
     NotFound(String),
     /// The file system failed.
-    #[error("{context}: {source}")]
+    #[error("{context}")]
     Io {
+        /// What was being done.
         context: String,
+        /// The I/O error.
+        #[source]
         source: std::io::Error,
     },
     /// libgit2 failed.
-    #[error("git: {0}")]
+    #[error("git")]
     Git(#[from] git2::Error),
-    /// A metadata file could not be encoded or decoded.
-    #[error("metadata {path}: {message}")]
-    Metadata { path: PathBuf, message: String },
+    /// A metadata file could not be encoded.
+    #[error("metadata {path}")]
+    Metadata {
+        /// The file.
+        path: PathBuf,
+        /// Why it could not be encoded.
+        #[source]
+        source: serde_json::Error,
+    },
 }
 
 impl StoreError {
@@ -297,11 +306,11 @@ impl Store {
             .store((max_id + 1).max(persisted_next), Ordering::SeqCst);
         store.assign_missing_ids().map_err(|e| Error::Metadata {
             path: root.to_path_buf(),
-            message: e.to_string(),
+            source: MetadataError::Write(e),
         })?;
         store.tighten_permissions().map_err(|e| Error::Metadata {
             path: root.to_path_buf(),
-            message: e.to_string(),
+            source: MetadataError::Write(e),
         })?;
         let primary = store.ensure_primary_token(token)?;
         Ok((store, primary))
@@ -349,7 +358,7 @@ impl Store {
         self.persist_server(&mut server)
             .map_err(|e| Error::Metadata {
                 path: self.root.join(SERVER_META_FILE),
-                message: e.to_string(),
+                source: MetadataError::Write(e),
             })?;
         Ok(value)
     }
@@ -398,7 +407,7 @@ impl Store {
         let meta_path = repo_dir.join(REPO_META_FILE);
         let git = git2::Repository::open_bare(repo_dir).map_err(|e| Error::Metadata {
             path: repo_dir.to_path_buf(),
-            message: format!("not a bare git repository: {e}"),
+            source: MetadataError::NotARepository(e),
         })?;
         let meta: RepoMeta = if meta_path.exists() {
             read_json(&meta_path)?
@@ -431,7 +440,10 @@ impl Store {
         if key != format!("{owner_dir_name}/{repo_name}").to_ascii_lowercase() {
             return Err(Error::Metadata {
                 path: meta_path,
-                message: format!("names {}/{} but lives elsewhere", meta.owner, meta.name),
+                source: MetadataError::Misplaced {
+                    owner: meta.owner,
+                    name: meta.name,
+                },
             });
         }
         if !meta.owner.eq_ignore_ascii_case(&self.user_name) {
@@ -790,11 +802,11 @@ pub(crate) fn now_rfc3339() -> String {
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, Error> {
     let bytes = fs::read(path).map_err(|e| Error::Metadata {
         path: path.to_path_buf(),
-        message: e.to_string(),
+        source: MetadataError::Read(e),
     })?;
     serde_json::from_slice(&bytes).map_err(|e| Error::Metadata {
         path: path.to_path_buf(),
-        message: e.to_string(),
+        source: MetadataError::Parse(e),
     })
 }
 
@@ -804,9 +816,9 @@ pub(crate) fn write_json_atomically<T: Serialize>(
     path: &Path,
     value: &T,
 ) -> Result<(), StoreError> {
-    let bytes = serde_json::to_vec_pretty(value).map_err(|e| StoreError::Metadata {
+    let bytes = serde_json::to_vec_pretty(value).map_err(|source| StoreError::Metadata {
         path: path.to_path_buf(),
-        message: e.to_string(),
+        source,
     })?;
     let tmp = path.with_extension(format!("tmp-{}", uuid::Uuid::new_v4().simple()));
     let write = || -> std::io::Result<()> {

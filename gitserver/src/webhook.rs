@@ -164,7 +164,8 @@ impl Dispatcher {
             .timeout(settings.attempt_timeout)
             .connect_timeout(settings.attempt_timeout)
             .user_agent("GiteaServer")
-            .build()?;
+            .build()
+            .map_err(|e| crate::Error::HttpClient(fleet_api::error::Foreign(e)))?;
         let (tx, rx) = mpsc::unbounded_channel();
         let task = tokio::spawn(run(rx, client, settings, log, metrics));
         Ok((Self { tx }, task))

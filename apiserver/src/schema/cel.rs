@@ -181,8 +181,8 @@ impl Programs {
             Ok(e) => e,
             Err(e) => return self.skip(path, &source, format!("does not parse: {e}")),
         };
-        if let Err(reason) = self.rewrite(&mut expression) {
-            return self.skip(path, &source, reason);
+        if let Err(error) = self.rewrite(&mut expression) {
+            return self.skip(path, &source, fleet_api::error::chain(&error));
         }
         if let Some(reason) = self.unknown_function(&expression) {
             return self.skip(path, &source, reason);
@@ -234,7 +234,7 @@ impl Programs {
 
     /// Rewrites `x.matches('lit')` to a precompiled matcher and wraps `duration(x)`'s
     /// argument to accept Go's micro sign.
-    fn rewrite(&mut self, e: &mut Expression) -> Result<(), String> {
+    fn rewrite(&mut self, e: &mut Expression) -> Result<(), RewriteError> {
         match &mut e.expr {
             Expr::Call(call) => {
                 if let Some(target) = call.target.as_mut() {
@@ -255,13 +255,11 @@ impl Programs {
                     && let Some(pattern) = literal_pattern
                 {
                     let regex = Regex::new(&pattern)
-                        .map_err(|err| format!("pattern {pattern:?} does not compile: {err}"))?;
+                        .map_err(|source| RewriteError::Pattern { pattern, source })?;
                     let name = format!("fleetbenchMatches{}", self.next_function);
                     self.next_function += 1;
                     let matcher = move |This(s): This<Arc<String>>| regex.is_match(&s);
-                    self.context()
-                        .add_function(&name, matcher)
-                        .map_err(|err| err.to_string())?;
+                    self.context().add_function(&name, matcher)?;
                     call.func_name = name;
                     call.args.clear();
                 } else if call.func_name == "duration"
@@ -346,11 +344,9 @@ impl Programs {
         }
         match CelValue::resolve(&rule.expression, &context) {
             Ok(CelValue::Bool(b)) => Ok(b),
-            Ok(other) => Err(EvalError::Other(format!(
-                "rule evaluated to {other:?}, not a boolean"
-            ))),
-            Err(ExecutionError::NoSuchOverload(e)) => Err(EvalError::NoSuchOverload(e.to_string())),
-            Err(e) => Err(EvalError::Other(e.to_string())),
+            Ok(other) => Err(EvalError::NotBoolean(other)),
+            Err(ExecutionError::NoSuchOverload(e)) => Err(EvalError::NoSuchOverload(e)),
+            Err(e) => Err(EvalError::Other(e)),
         }
     }
 
@@ -376,12 +372,34 @@ impl Programs {
 }
 
 /// Why a rule could not be evaluated.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub(crate) enum EvalError {
     /// No overload of a function accepts the argument types.
-    NoSuchOverload(String),
+    #[error(transparent)]
+    NoSuchOverload(cel::OverloadError),
+    /// The rule produced a value that is not a boolean.
+    #[error("rule evaluated to {0:?}, not a boolean")]
+    NotBoolean(CelValue),
     /// Any other runtime error (bad duration, missing key, overflow, ...).
-    Other(String),
+    #[error(transparent)]
+    Other(ExecutionError),
+}
+
+/// Why a parsed rule could not be prepared for evaluation.
+#[derive(Debug, thiserror::Error)]
+enum RewriteError {
+    /// A `matches()` pattern is not a regular expression this library compiles.
+    #[error("pattern {pattern:?} does not compile")]
+    Pattern {
+        /// The pattern as written.
+        pattern: String,
+        /// Why it does not compile.
+        #[source]
+        source: regex::Error,
+    },
+    /// The precompiled matcher could not be registered with the CEL context.
+    #[error(transparent)]
+    Register(#[from] cel::DeclarationError),
 }
 
 /// `fieldPath` as `field.Path` text: `.spec.x` → `spec.x`, `['a.b']` → `[a.b]`.

@@ -3,12 +3,14 @@
 
 use std::collections::HashMap;
 
+use fleet_api::error::chain;
 use serde_json::Value;
 
 use super::cel::{EvalError, to_cel};
 use super::path::{Path, Seg};
 use super::{Additional, ListType, Node, SchemaType, StructuralSchema};
-use crate::validation::{CauseReason, FieldError, go_format_float, quote_into};
+use crate::goformat::{go_format_float, quote_into};
+use crate::validation::{CauseReason, FieldError};
 
 /// Reasons that stop CEL rules from running, as in kube-apiserver's `hasBlockingErr`.
 fn is_blocking(e: &FieldError) -> bool {
@@ -670,14 +672,15 @@ impl<'a> RuleRunner<'a> {
                 field,
                 &type_name,
                 &format!(
-                    "'{e}': call arguments did not match a supported operator, function or macro signature for rule: {}",
+                    "'{}': call arguments did not match a supported operator, function or macro signature for rule: {}",
+                    chain(&e),
                     rule.error_string()
                 ),
             )),
-            Err(EvalError::Other(e)) => self.errors.push(FieldError::invalid(
+            Err(e) => self.errors.push(FieldError::invalid(
                 field,
                 &type_name,
-                &format!("{e} evaluating rule: {}", rule.error_string()),
+                &format!("{} evaluating rule: {}", chain(&e), rule.error_string()),
             )),
         }
     }

@@ -31,6 +31,7 @@ use crate::metrics::Metrics;
 use crate::queue::{Action, ReconcileFailure, WorkQueue, backoff};
 use crate::status::StatusWriter;
 use crate::store::{Key, Store};
+use fleet_api::error::{Foreign, chain};
 use fleet_api::{
     Bundle, BundleDeployment, BundleDeploymentOptions, BundleResource, Cluster, NonReadyStatus,
     ResourceCounts, ResourceSummary,
@@ -48,24 +49,86 @@ const READY_RECHECK: Duration = Duration::from_secs(5);
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The cluster's kubeconfig Secret is missing or invalid.
-    #[error("kubeconfig of cluster {cluster}: {message}")]
+    #[error("kubeconfig of cluster {cluster}")]
     Kubeconfig {
         /// The cluster.
         cluster: Key,
         /// What is wrong.
-        message: String,
+        #[source]
+        source: KubeconfigError,
     },
-    /// The manifests cannot be deployed (invalid YAML, unsupported content, API errors).
+    /// The manifests cannot be deployed (unsupported content); the text says why.
     #[error("{0}")]
     Deploy(String),
+    /// A manifest file's content is not valid base64.
+    #[error("{file}: invalid base64")]
+    Base64 {
+        /// The file.
+        file: String,
+        /// The decoder's error.
+        #[source]
+        source: base64::DecodeError,
+    },
+    /// A manifest file is not YAML.
+    #[error("{file}")]
+    Yaml {
+        /// The file.
+        file: String,
+        /// The parser's error (it names line and column itself).
+        #[source]
+        source: Foreign<Box<serde_saphyr::Error>>,
+    },
+    /// An API call on the downstream cluster failed.
+    #[error("{what}")]
+    Downstream {
+        /// What was being done.
+        what: String,
+        /// Client error (kube prints its own cause).
+        #[source]
+        source: Foreign<Box<kube::Error>>,
+    },
     /// Reading the BundleDeployment's Bundle, or writing its status, failed.
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     Upstream {
         /// What was being done.
         what: String,
-        /// Client error.
-        source: Box<kube::Error>,
+        /// Client error (kube prints its own cause).
+        #[source]
+        source: Foreign<Box<kube::Error>>,
     },
+}
+
+/// Why a cluster's kubeconfig Secret gave no client.
+#[derive(Debug, thiserror::Error)]
+pub enum KubeconfigError {
+    /// The Secret could not be read.
+    #[error("reading Secret {namespace}/{name}")]
+    Read {
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+        /// Client error (kube prints its own cause).
+        #[source]
+        source: Foreign<Box<kube::Error>>,
+    },
+    /// The Secret holds no kubeconfig.
+    #[error("Secret {namespace}/{name} has no \"value\" key with a kubeconfig")]
+    NoValue {
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+    },
+    /// The kubeconfig is not a kubeconfig.
+    #[error("invalid kubeconfig")]
+    Invalid(#[source] Foreign<kube::config::KubeconfigError>),
+    /// The kubeconfig does not describe a usable cluster and user.
+    #[error("unusable kubeconfig")]
+    Unusable(#[source] Foreign<kube::config::KubeconfigError>),
+    /// No client could be built from it.
+    #[error("building client")]
+    Client(#[source] Foreign<Box<kube::Error>>),
 }
 
 /// Which clusters this agent serves.
@@ -153,15 +216,18 @@ impl Context {
             .clone()
             .filter(|n| !n.is_empty())
             .unwrap_or_else(|| key.namespace.clone());
-        let bad = |message: String| Error::Kubeconfig {
+        let bad = |source: KubeconfigError| Error::Kubeconfig {
             cluster: key.clone(),
-            message,
+            source,
         };
         let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &namespace);
-        let secret = secrets
-            .get(name)
-            .await
-            .map_err(|e| bad(format!("reading Secret {namespace}/{name}: {e}")))?;
+        let secret = secrets.get(name).await.map_err(|e| {
+            bad(KubeconfigError::Read {
+                namespace: namespace.clone(),
+                name: name.to_owned(),
+                source: Foreign(Box::new(e)),
+            })
+        })?;
         let version = secret.metadata.resource_version.clone().unwrap_or_default();
         if let Some((v, client)) = self.clients.lock().get(key)
             && *v == version
@@ -173,9 +239,10 @@ impl Context {
             .as_ref()
             .and_then(|d| d.get("value"))
             .ok_or_else(|| {
-                bad(format!(
-                    "Secret {namespace}/{name} has no \"value\" key with a kubeconfig"
-                ))
+                bad(KubeconfigError::NoValue {
+                    namespace: namespace.clone(),
+                    name: name.to_owned(),
+                })
             })?;
         let text = String::from_utf8_lossy(&value.0);
         let client = client_from_kubeconfig(&text).await.map_err(bad)?;
@@ -187,12 +254,13 @@ impl Context {
 }
 
 /// A client from kubeconfig text.
-pub async fn client_from_kubeconfig(text: &str) -> Result<Client, String> {
-    let kubeconfig = Kubeconfig::from_yaml(text).map_err(|e| format!("invalid kubeconfig: {e}"))?;
+pub async fn client_from_kubeconfig(text: &str) -> Result<Client, KubeconfigError> {
+    let kubeconfig =
+        Kubeconfig::from_yaml(text).map_err(|e| KubeconfigError::Invalid(Foreign(e)))?;
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
-        .map_err(|e| format!("unusable kubeconfig: {e}"))?;
-    Client::try_from(config).map_err(|e| format!("building client: {e}"))
+        .map_err(|e| KubeconfigError::Unusable(Foreign(e)))?;
+    Client::try_from(config).map_err(|e| KubeconfigError::Client(Foreign(Box::new(e))))
 }
 
 fn decode(resource: &BundleResource) -> Result<String, Error> {
@@ -202,11 +270,9 @@ fn decode(resource: &BundleResource) -> Result<String, Error> {
         "base64" => base64::engine::general_purpose::STANDARD
             .decode(content.as_bytes())
             .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
-            .map_err(|e| {
-                Error::Deploy(format!(
-                    "{}: invalid base64: {e}",
-                    resource.name.as_deref().unwrap_or_default()
-                ))
+            .map_err(|source| Error::Base64 {
+                file: resource.name.clone().unwrap_or_default(),
+                source,
             }),
         other => Err(Error::Deploy(format!(
             "{}: encoding {other:?} is not supported by this agent",
@@ -279,12 +345,18 @@ pub fn render(
                         &content,
                         crate::gitrepo::fleetyaml::yaml_options(),
                     )
-                    .map_err(|e| Error::Deploy(format!("{name}: {e}")))?;
+                    .map_err(|e| Error::Yaml {
+                        file: name.clone(),
+                        source: Foreign(Box::new(e)),
+                    })?;
                     let mut docs: Vec<Value> = serde_saphyr::from_multiple_with_options(
                         &files[&target],
                         crate::gitrepo::fleetyaml::yaml_options(),
                     )
-                    .map_err(|e| Error::Deploy(format!("{target}: {e}")))?;
+                    .map_err(|e| Error::Yaml {
+                        file: target.clone(),
+                        source: Foreign(Box::new(e)),
+                    })?;
                     // The patch merges into the file's first document.
                     if let (Some(Value::Object(base_map)), Value::Object(patch_map)) =
                         (docs.first_mut(), &patch)
@@ -306,7 +378,10 @@ pub fn render(
             &content,
             crate::gitrepo::fleetyaml::yaml_options(),
         )
-        .map_err(|e| Error::Deploy(format!("{name}: {e}")))?;
+        .map_err(|e| Error::Yaml {
+            file: name.clone(),
+            source: Foreign(Box::new(e)),
+        })?;
         for doc in docs {
             match doc {
                 Value::Null => {}
@@ -370,7 +445,10 @@ async fn ensure_namespace(client: &Client, name: &str) -> Result<(), Error> {
     match api.create(&PostParams::default(), &ns).await {
         Ok(_) => Ok(()),
         Err(e) if is_already_exists(&e) => Ok(()),
-        Err(e) => Err(Error::Deploy(format!("creating namespace {name}: {e}"))),
+        Err(e) => Err(Error::Downstream {
+            what: format!("creating namespace {name}"),
+            source: Foreign(Box::new(e)),
+        }),
     }
 }
 
@@ -395,11 +473,9 @@ pub async fn apply_objects(
         if !discovered.contains_key(&gvk) {
             let found = kube::discovery::pinned_kind(client, &gvk)
                 .await
-                .map_err(|e| {
-                    Error::Deploy(format!(
-                        "unknown kind {}/{} {}: {e}",
-                        gvk.group, gvk.version, gvk.kind
-                    ))
+                .map_err(|e| Error::Downstream {
+                    what: format!("unknown kind {}/{} {}", gvk.group, gvk.version, gvk.kind),
+                    source: Foreign(Box::new(e)),
                 })?;
             discovered.insert(gvk.clone(), found);
         }
@@ -436,7 +512,10 @@ pub async fn apply_objects(
                 &Patch::Apply(&object),
             )
             .await
-            .map_err(|e| Error::Deploy(format!("applying {} {name}: {e}", gvk.kind)))?;
+            .map_err(|e| Error::Downstream {
+                what: format!("applying {} {name}", gvk.kind),
+                source: Foreign(Box::new(e)),
+            })?;
         counts.desired_ready += 1;
         match readiness(&applied) {
             None => counts.ready += 1,
@@ -480,7 +559,7 @@ async fn report(
         Err(e) if is_not_found(&e) => Ok(()),
         Err(source) => Err(Error::Upstream {
             what: format!("reporting status of BundleDeployment {key}"),
-            source: Box::new(source),
+            source: Foreign(Box::new(source)),
         }),
     }
 }
@@ -505,7 +584,7 @@ pub async fn reconcile(key: Key, ctx: Arc<Context>) -> Result<Action, Error> {
                 &key,
                 failed_status(
                     Some(bd.status.applied_deployment_id.clone()).filter(|s| !s.is_empty()),
-                    &error.to_string(),
+                    &chain(&error),
                 ),
             )
             .await?;
@@ -518,7 +597,7 @@ pub async fn reconcile(key: Key, ctx: Arc<Context>) -> Result<Action, Error> {
         .await
         .map_err(|source| Error::Upstream {
             what: format!("reading Bundle {}", bd.bundle),
-            source: Box::new(source),
+            source: Foreign(Box::new(source)),
         })?;
     let deployments: Api<BundleDeployment> = Api::namespaced(ctx.client.clone(), &key.namespace);
     let full = deployments
@@ -526,7 +605,7 @@ pub async fn reconcile(key: Key, ctx: Arc<Context>) -> Result<Action, Error> {
         .await
         .map_err(|source| Error::Upstream {
             what: format!("reading BundleDeployment {key}"),
-            source: Box::new(source),
+            source: Foreign(Box::new(source)),
         })?;
     let options = full.spec.options.clone();
     let outcome = match render(&bundle.spec.resources, &options) {
@@ -565,7 +644,7 @@ pub async fn reconcile(key: Key, ctx: Arc<Context>) -> Result<Action, Error> {
         }
         Err(error) => {
             let previous = Some(bd.status.applied_deployment_id.clone()).filter(|s| !s.is_empty());
-            report(&ctx, &key, failed_status(previous, &error.to_string())).await?;
+            report(&ctx, &key, failed_status(previous, &chain(&error))).await?;
             Err(error)
         }
     }
@@ -585,12 +664,13 @@ pub fn error_policy(
 #[derive(Debug, thiserror::Error)]
 pub enum StandaloneError {
     /// The Cluster could not be read.
-    #[error("reading Cluster {cluster}: {source}")]
+    #[error("reading Cluster {cluster}")]
     Cluster {
         /// The cluster.
         cluster: Key,
-        /// Client error.
-        source: Box<kube::Error>,
+        /// Client error (kube prints its own cause).
+        #[source]
+        source: Foreign<Box<kube::Error>>,
     },
     /// The Cluster got no namespace in time (is the controller running?).
     #[error("Cluster {0} has no status.namespace after 60s; is the fleet controller running?")]
@@ -620,7 +700,7 @@ pub async fn run_standalone(
                 .await
                 .map_err(|source| StandaloneError::Cluster {
                     cluster: cluster.clone(),
-                    source: Box::new(source),
+                    source: Foreign(Box::new(source)),
                 })?;
         if let Some(ns) = object.status.map(|s| s.namespace).filter(|n| !n.is_empty()) {
             break ns;

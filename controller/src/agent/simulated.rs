@@ -22,6 +22,7 @@ use crate::metrics::Metrics;
 use crate::queue::{Action, ReconcileFailure, WorkQueue, backoff};
 use crate::status::{StatusKey, StatusWriter};
 use crate::store::{DeploymentEntry, Key, Store};
+use fleet_api::error::Foreign;
 use fleet_api::{BundleDeployment, ResourceCounts};
 
 use super::{applied_status, failed_status};
@@ -33,12 +34,13 @@ const HEARTBEAT: Duration = Duration::from_secs(60);
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Writing the BundleDeployment status failed.
-    #[error("reporting status of BundleDeployment {key}: {source}")]
+    #[error("reporting status of BundleDeployment {key}")]
     Report {
         /// The BundleDeployment.
         key: Key,
-        /// Client error.
-        source: Box<kube::Error>,
+        /// Client error (kube prints its own cause).
+        #[source]
+        source: Foreign<Box<kube::Error>>,
     },
 }
 
@@ -153,7 +155,7 @@ pub async fn reconcile(key: Key, ctx: Arc<Context>) -> Result<Action, Error> {
         Err(source) => {
             return Err(Error::Report {
                 key,
-                source: Box::new(source),
+                source: Foreign(Box::new(source)),
             });
         }
     }

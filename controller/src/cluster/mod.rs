@@ -22,20 +22,22 @@ use crate::names;
 use crate::queue::{Action, ReconcileFailure, backoff};
 use crate::status::{StatusKey, StatusWriter};
 use crate::store::{Key, Store};
+use fleet_api::error::Foreign;
 use fleet_api::labels;
 
 /// Errors of the cluster reconciler.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The cluster namespace could not be created.
-    #[error("creating namespace {namespace} for cluster {cluster}: {source}")]
+    #[error("creating namespace {namespace} for cluster {cluster}")]
     Namespace {
         /// The cluster.
         cluster: Key,
         /// The namespace.
         namespace: String,
-        /// Client error.
-        source: Box<kube::Error>,
+        /// Client error (kube prints its own cause).
+        #[source]
+        source: Foreign<Box<kube::Error>>,
     },
 }
 
@@ -112,7 +114,7 @@ pub async fn reconcile(key: Key, ctx: Arc<Context>) -> Result<Action, Error> {
                 return Err(Error::Namespace {
                     cluster: key,
                     namespace,
-                    source: Box::new(source),
+                    source: Foreign(Box::new(source)),
                 });
             }
         }

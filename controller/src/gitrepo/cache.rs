@@ -30,11 +30,12 @@ const SECRET_LEN: usize = 32;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Creating the root or reading/writing its secret failed.
-    #[error("git cache directory {path}: {source}")]
+    #[error("git cache directory {path}")]
     Io {
         /// The path involved (the operator's own configuration, never shown in conditions).
         path: String,
         /// The OS error.
+        #[source]
         source: std::io::Error,
     },
     /// The secret file exists but is not one this controller wrote.

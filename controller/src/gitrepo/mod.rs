@@ -32,6 +32,7 @@ use crate::metrics::Metrics;
 use crate::queue::{Action, ReconcileFailure, WorkQueue, backoff};
 use crate::status::{GitRepoFacts, PollFacts, StatusKey, StatusWriter, SyncFacts};
 use crate::store::{BundleEntry, Key, Store};
+use fleet_api::error::{Foreign, chain};
 use fleet_api::{Bundle, GitRepo};
 
 use git::{Credentials, Remote, Target};
@@ -56,19 +57,31 @@ pub enum Error {
     /// The `clientSecretName` Secret is missing or unusable.
     #[error("credentials: {0}")]
     Credentials(String),
+    /// The `clientSecretName` Secret could not be read.
+    #[error("credentials: reading Secret {namespace}/{name}")]
+    ReadCredentials {
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+        /// Client error (kube prints its own cause).
+        #[source]
+        source: Foreign<Box<kube::Error>>,
+    },
     /// Writing a Bundle failed.
-    #[error("{verb} Bundle {key}: {source}")]
+    #[error("{verb} Bundle {key}")]
     Bundle {
         /// create, update or delete.
         verb: &'static str,
         /// The Bundle.
         key: Key,
-        /// Client error.
-        source: Box<kube::Error>,
+        /// Client error (kube prints its own cause).
+        #[source]
+        source: Foreign<Box<kube::Error>>,
     },
     /// The blocking git task failed (panicked or was cancelled).
-    #[error("git task failed: {0}")]
-    Task(String),
+    #[error("git task failed")]
+    Task(#[source] tokio::task::JoinError),
 }
 
 impl Error {
@@ -128,9 +141,11 @@ async fn credentials(ctx: &Context, repo: &GitRepo) -> Result<Option<Credentials
             )));
         }
         Err(e) => {
-            return Err(Error::Credentials(format!(
-                "reading Secret {namespace}/{name}: {e}"
-            )));
+            return Err(Error::ReadCredentials {
+                namespace: namespace.to_owned(),
+                name: name.to_owned(),
+                source: Foreign(Box::new(e)),
+            });
         }
     };
     if secret.type_.as_deref() == Some("kubernetes.io/ssh-auth") {
@@ -167,7 +182,7 @@ async fn blocking<T: Send + 'static>(
 ) -> Result<T, Error> {
     match tokio::time::timeout(timeout, tokio::task::spawn_blocking(work)).await {
         Ok(Ok(result)) => result,
-        Ok(Err(join)) => Err(Error::Task(join.to_string())),
+        Ok(Err(join)) => Err(Error::Task(join)),
         Err(_) => Err(git::Error::Timeout {
             url: url.to_owned(),
             seconds: timeout.as_secs(),
@@ -218,8 +233,9 @@ pub async fn poll(key: Key, ctx: Arc<Context>) -> Result<Action, Error> {
     let (commit, error) = match result {
         Ok(commit) => (Some(commit), None),
         Err(e) => {
-            tracing::info!(gitrepo = %key, error = %e, "poll failed");
-            (None, Some(e.to_string()))
+            let message = chain(&e);
+            tracing::info!(gitrepo = %key, error = %message, "poll failed");
+            (None, Some(message))
         }
     };
     let failed = error.is_some();
@@ -259,7 +275,7 @@ pub fn poll_error_policy(
 }
 
 fn record_sync_error(ctx: &Context, key: &Key, repo: &GitRepo, error: &Error) {
-    let message = error.to_string();
+    let message = chain(error);
     let reason = Some(error.reason()).filter(|r| *r != "Error");
     tracing::info!(gitrepo = %key, error = %message, "sync failed");
     Metrics::count(&ctx.metrics.gitrepo_syncs, "error");
@@ -442,7 +458,7 @@ async fn apply_bundle(ctx: &Context, mut bundle: Bundle) -> Result<(), Error> {
     let err = |verb, source| Error::Bundle {
         verb,
         key: key.clone(),
-        source: Box::new(source),
+        source: Foreign(Box::new(source)),
     };
     let rv = match existing {
         Some(current) if current.content_hash == wanted => return Ok(()),
@@ -484,7 +500,7 @@ async fn delete_bundles(ctx: &Context, key: &Key, keep: &HashSet<String>) -> Res
                 return Err(Error::Bundle {
                     verb: "delete",
                     key: bundle.key.clone(),
-                    source: Box::new(source),
+                    source: Foreign(Box::new(source)),
                 });
             }
         }

@@ -28,6 +28,7 @@ use tokio::time::Instant;
 use crate::metrics::Metrics;
 use crate::queue::{Action, WorkQueue, backoff};
 use crate::store::{Key, Store};
+use fleet_api::error::Foreign;
 use fleet_api::{Bundle, Cluster, ClusterGroup, GitRepo};
 
 pub use compute::{BundleFacts, ClusterFacts, GitRepoFacts, PollFacts, SyncFacts, WebhookFacts};
@@ -80,21 +81,23 @@ struct Written {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The PATCH of the status subresource failed.
-    #[error("patching status of {resource} {key}: {source}")]
+    #[error("patching status of {resource} {key}")]
     Patch {
         /// Plural resource.
         resource: &'static str,
         /// Object.
         key: Key,
-        /// Client error.
-        source: Box<kube::Error>,
+        /// Client error (kube prints its own cause).
+        #[source]
+        source: Foreign<Box<kube::Error>>,
     },
     /// The computed status could not be serialised (a bug).
-    #[error("serialising status of {key}: {source}")]
+    #[error("serialising status of {key}")]
     Serialise {
         /// Object.
         key: Key,
         /// Serde error.
+        #[source]
         source: serde_json::Error,
     },
 }
@@ -328,7 +331,7 @@ impl StatusWriter {
         let err = |source| Error::Patch {
             resource: key.resource(),
             key: k.clone(),
-            source: Box::new(source),
+            source: Foreign(Box::new(source)),
         };
         match key {
             StatusKey::GitRepo(_) => {
@@ -436,7 +439,7 @@ pub fn error_policy(
     writer: &StatusWriter,
 ) -> Action {
     if let crate::queue::ReconcileFailure::Error(Error::Patch { source, .. }) = error
-        && crate::kubeutil::is_not_found(source)
+        && crate::kubeutil::is_not_found(&source.0)
     {
         writer.forget(key);
         return Action::await_change();

@@ -12,6 +12,7 @@ use axum::response::{IntoResponse as _, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine as _;
+use fleet_api::error::chain;
 use http::StatusCode;
 use serde::Deserialize;
 
@@ -44,10 +45,10 @@ impl From<ChangeFilesError> for ApiError {
                 StatusCode::NOT_FOUND
             }
             ChangeFilesError::Raced | ChangeFilesError::PathConflict { .. } => StatusCode::CONFLICT,
-            ChangeFilesError::Git(_) => return ApiError::internal(error),
+            ChangeFilesError::Git(_) => return ApiError::internal(chain(&error)),
             _ => StatusCode::UNPROCESSABLE_ENTITY,
         };
-        ApiError::new(status, error.to_string())
+        ApiError::new(status, chain(&error))
     }
 }
 

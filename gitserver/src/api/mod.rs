@@ -18,6 +18,7 @@ use axum::Router;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
+use fleet_api::error::chain;
 use http::StatusCode;
 use serde::de::DeserializeOwned;
 
@@ -105,10 +106,10 @@ impl IntoResponse for ApiError {
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
-            StoreError::AlreadyExists => Self::new(StatusCode::CONFLICT, error.to_string()),
-            StoreError::OwnerExists(_) => Self::unprocessable(error.to_string()),
+            StoreError::AlreadyExists => Self::new(StatusCode::CONFLICT, chain(&error)),
+            StoreError::OwnerExists(_) => Self::unprocessable(chain(&error)),
             StoreError::NotFound(_) => Self::not_found(),
-            other => Self::internal(other),
+            other => Self::internal(chain(&other)),
         }
     }
 }
@@ -119,7 +120,7 @@ pub(crate) async fn blocking<T: Send + 'static>(
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(work)
         .await
-        .map_err(ApiError::internal)?
+        .map_err(|e| ApiError::internal(chain(&e)))?
 }
 
 /// The caller, if any (wrong credentials are rejected with 401 here).

@@ -6,6 +6,7 @@ use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse as _, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use fleet_api::error::chain;
 use http::StatusCode;
 use serde::Deserialize;
 
@@ -43,8 +44,7 @@ const MAX_DESCRIPTION: usize = 2048;
 /// name, `MaxSize(2048)` description, `GitRefName;MaxSize(100)` default branch); every
 /// refusal is a 422.
 pub(crate) fn decode_create(option: CreateRepoOption) -> Result<NewRepo, ApiError> {
-    crate::names::validate_repo(&option.name)
-        .map_err(|e| ApiError::unprocessable(e.to_string()))?;
+    crate::names::validate_repo(&option.name).map_err(|e| ApiError::unprocessable(chain(&e)))?;
     if option.description.chars().count() > MAX_DESCRIPTION {
         return Err(ApiError::unprocessable("[Description]: MaxSize"));
     }

@@ -4,6 +4,7 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse as _, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
+use fleet_api::error::chain;
 use http::StatusCode;
 
 use super::{ApiError, GiteaJson, SignedIn, blocking, convert};
@@ -62,7 +63,7 @@ async fn create_org(
     GiteaJson(option): GiteaJson<CreateOrgOption>,
 ) -> Result<Response, ApiError> {
     crate::names::validate_owner(&option.username)
-        .map_err(|e| ApiError::unprocessable(e.to_string()))?;
+        .map_err(|e| ApiError::unprocessable(chain(&e)))?;
     let visibility = match option.visibility.as_str() {
         "" => "public",
         v @ ("public" | "limited" | "private") => v,

@@ -107,11 +107,12 @@ pub struct CreatedRepo {
 
 /// Why a bulk operation failed, and on which repository.
 #[derive(Debug, thiserror::Error)]
-#[error("{repo}: {source}")]
+#[error("{repo}")]
 pub struct BulkError {
     /// `owner/name`.
     pub repo: String,
     /// The failing call's error.
+    #[source]
     pub source: ForgeError,
 }
 

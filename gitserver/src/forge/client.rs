@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use fleet_api::error::Foreign;
 use http::Method;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -56,7 +57,7 @@ impl ForgeClient {
             .build()
             .map_err(|source| ForgeError::Transport {
                 url: base_url.to_owned(),
-                source,
+                source: Foreign(source),
             })?;
         Self::with_http_client(base_url, auth, http)
     }
@@ -162,7 +163,7 @@ impl ForgeClient {
             .await
             .map_err(|source| ForgeError::Transport {
                 url: url.to_string(),
-                source,
+                source: Foreign(source),
             })?;
         if fleetbench_only && !response.headers().contains_key(SERVER_HEADER) {
             return Err(ForgeError::NotFleetbench {
@@ -195,11 +196,11 @@ impl ForgeClient {
             .await
             .map_err(|source| ForgeError::Transport {
                 url: url.to_string(),
-                source,
+                source: Foreign(source),
             })?;
-        serde_json::from_slice(&bytes).map_err(|e| ForgeError::Decode {
+        serde_json::from_slice(&bytes).map_err(|source| ForgeError::Decode {
             url: url.to_string(),
-            message: e.to_string(),
+            source,
         })
     }
 
@@ -243,12 +244,13 @@ impl ForgeClient {
                 .await
                 .map_err(|source| ForgeError::Transport {
                     url: page_url.to_string(),
+                    source: Foreign(source),
+                })?;
+            let batch: Vec<T> =
+                serde_json::from_slice(&bytes).map_err(|source| ForgeError::Decode {
+                    url: page_url.to_string(),
                     source,
                 })?;
-            let batch: Vec<T> = serde_json::from_slice(&bytes).map_err(|e| ForgeError::Decode {
-                url: page_url.to_string(),
-                message: e.to_string(),
-            })?;
             let received = batch.len();
             items.extend(batch);
             let done = match total {

@@ -1,5 +1,7 @@
 //! What a forge call can fail with: the transport, or the server's answer by status.
 
+use fleet_api::error::Foreign;
+
 /// Why a forge call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ForgeError {
@@ -7,12 +9,13 @@ pub enum ForgeError {
     #[error("invalid URL {0:?}")]
     InvalidUrl(String),
     /// The request did not complete (connection, timeout, TLS).
-    #[error("request to {url} failed: {source}")]
+    #[error("request to {url} failed")]
     Transport {
         /// The URL.
         url: String,
-        /// The transport error.
-        source: reqwest::Error,
+        /// The transport error (its `Display` is what is printed of it).
+        #[source]
+        source: Foreign<reqwest::Error>,
     },
     /// 401: missing or wrong credentials.
     #[error("unauthorized (401): {message}")]
@@ -59,12 +62,13 @@ pub enum ForgeError {
         message: String,
     },
     /// The answer was not the JSON expected.
-    #[error("cannot decode the answer from {url}: {message}")]
+    #[error("cannot decode the answer from {url}")]
     Decode {
         /// The URL.
         url: String,
         /// What did not parse.
-        message: String,
+        #[source]
+        source: serde_json::Error,
     },
     /// A fleetbench-only endpoint was called on a server that is not a fleetbench gitserver
     /// (a real Gitea).

@@ -10,6 +10,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use fleet_api::error::chain;
 use serde_json::{Map, Value, json};
 
 use crate::custom;
@@ -19,10 +20,10 @@ use crate::meta::{
 };
 use crate::patch::{self, PatchError, PatchType};
 use crate::registry::{Kind, ResourceInfo};
-use crate::state::Shared;
+use crate::state::ServerState;
 use crate::status::{ApiError, Cause};
 use crate::store::{Housekeeping, StoredObject, Write, WriteError};
-use crate::validate;
+use crate::strategy;
 
 /// `fieldValidation`: what to do with fields the schema does not know.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -256,7 +257,7 @@ fn same_content(a: &Value, b: &Value) -> bool {
     })
 }
 
-impl Shared {
+impl ServerState {
     /// The namespace must exist and not be terminating.
     fn check_namespace(
         &self,
@@ -323,7 +324,7 @@ impl Shared {
             schema.apply_defaults(object);
         }
         let name = meta_str(object, "name").unwrap_or_default().to_string();
-        let mut causes: Vec<Cause> = validate::object_meta(info, object, old);
+        let mut causes: Vec<Cause> = strategy::object_meta(info, object, old);
         if let Some(custom) = &info.custom
             && let Some(schema) = &custom.schema
         {
@@ -790,13 +791,15 @@ impl Shared {
         opts: &WriteOptions,
     ) -> Result<Outcome, ApiError> {
         let patch_error = |e: PatchError| match e {
-            PatchError::Malformed(m) => ApiError::bad_request(m),
-            PatchError::NotApplicable(m) => ApiError::invalid(
+            PatchError::NotApplicable(_) => ApiError::invalid(
                 &info.group,
                 &info.kind,
                 name,
-                &[Cause::new("FieldValueInvalid", "", m)],
+                &[Cause::new("FieldValueInvalid", "", chain(&e))],
             ),
+            PatchError::Malformed(_) | PatchError::InvalidJsonPatch(_) => {
+                ApiError::bad_request(chain(&e))
+            }
         };
         match kind {
             PatchType::Merge => self.update_with(info, namespace, name, part, opts, true, &|old| {

@@ -1,5 +1,11 @@
-//! Which metadata rules apply to which kind. The rules themselves (name formats, label
-//! syntax, messages) live in [`crate::validation`]; this module decides where they apply.
+//! Which metadata rules apply to which kind: kube-apiserver's per-kind REST strategies,
+//! reduced to the part fleetbench needs (the naming rule of each resource, and the
+//! metadata checks every write runs).
+//!
+//! The rules themselves (name formats, label syntax, messages) are [`crate::validation`],
+//! a library of checks that knows nothing of resources; this module knows the served
+//! resources and decides where those checks apply, so that the write path
+//! ([`crate::write`]) asks one question per object.
 
 use serde_json::Value;
 

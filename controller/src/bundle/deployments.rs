@@ -116,12 +116,15 @@ impl Writer {
                     .await
                     .map_err(|source| Error::Get {
                         key: key.clone(),
-                        source,
+                        source: source.into(),
                     })?;
                 self.replace(bd, current.metadata.resource_version.unwrap_or_default())
                     .await
             }
-            Err(source) => Err(Error::Create { key, source }),
+            Err(source) => Err(Error::Create {
+                key,
+                source: source.into(),
+            }),
         }
     }
 
@@ -140,7 +143,7 @@ impl Writer {
             .await
             .map_err(|source| Error::Update {
                 key: key.clone(),
-                source,
+                source: source.into(),
             })?;
         self.metrics.object_write("bundledeployments", "update");
         self.store.apply_deployment(&updated);
@@ -155,7 +158,7 @@ impl Writer {
             Err(e) if is_not_found(&e) => Ok(None),
             Err(source) => Err(Error::Get {
                 key: key.clone(),
-                source,
+                source: source.into(),
             }),
         }
     }
@@ -179,7 +182,7 @@ impl Writer {
             }
             Err(source) => Err(Error::Delete {
                 key: key.clone(),
-                source,
+                source: source.into(),
             }),
         }
     }

@@ -26,6 +26,7 @@ use crate::queue::{Action, ReconcileFailure, backoff};
 use crate::status::{BundleFacts, StatusKey, StatusWriter};
 use crate::store::entries::deployment_content_hash;
 use crate::store::{DeploymentEntry, Key, Store};
+use fleet_api::error::{Foreign, chain};
 use fleet_api::{BundleDeployment, Cluster};
 
 use deployments::{Writer, desired_deployment};
@@ -42,28 +43,28 @@ const WRITE_CONCURRENCY: usize = 8;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Creating a BundleDeployment failed.
-    #[error("creating BundleDeployment {key}: {source}")]
+    #[error("creating BundleDeployment {key}")]
     Create {
         /// The BundleDeployment.
         key: Key,
-        /// Client error.
-        source: kube::Error,
+        /// Client error (kube's message already names its cause).
+        source: Foreign<kube::Error>,
     },
     /// Replacing a BundleDeployment failed (often a conflict with a concurrent change).
-    #[error("updating BundleDeployment {key}: {source}")]
+    #[error("updating BundleDeployment {key}")]
     Update {
         /// The BundleDeployment.
         key: Key,
-        /// Client error.
-        source: kube::Error,
+        /// Client error (kube's message already names its cause).
+        source: Foreign<kube::Error>,
     },
     /// Deleting a BundleDeployment failed.
-    #[error("deleting BundleDeployment {key}: {source}")]
+    #[error("deleting BundleDeployment {key}")]
     Delete {
         /// The BundleDeployment.
         key: Key,
-        /// Client error.
-        source: kube::Error,
+        /// Client error (kube's message already names its cause).
+        source: Foreign<kube::Error>,
     },
     /// A batched deletion never answered (its task stopped).
     #[error("deleting BundleDeployments in a batch: {message}")]
@@ -72,12 +73,12 @@ pub enum Error {
         message: String,
     },
     /// Reading a BundleDeployment failed.
-    #[error("reading BundleDeployment {key}: {source}")]
+    #[error("reading BundleDeployment {key}")]
     Get {
         /// The BundleDeployment.
         key: Key,
-        /// Client error.
-        source: kube::Error,
+        /// Client error (kube's message already names its cause).
+        source: Foreign<kube::Error>,
     },
 }
 
@@ -231,7 +232,7 @@ pub async fn reconcile(key: Key, ctx: Arc<Context>) -> Result<Action, Error> {
                 &key,
                 BundleFacts {
                     observed_generation: bundle.as_ref().map_or(0, |b| b.generation),
-                    error: Some(format!("invalid targets: {error}")),
+                    error: Some(format!("invalid targets: {}", chain(&error))),
                     ..Default::default()
                 },
             );

@@ -232,7 +232,7 @@ pub struct Resolved {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum Error {
     /// A target or restriction has an invalid label selector.
-    #[error("{which}[{index}]: {source}")]
+    #[error("{which}[{index}]")]
     Selector {
         /// `targets` or `targetRestrictions`.
         which: &'static str,
@@ -788,9 +788,7 @@ mod tests {
             }],
         );
         let err = Targeting::compile(&spec).unwrap_err();
-        assert!(
-            err.to_string().starts_with("targetRestrictions[0]"),
-            "{err}"
-        );
+        let text = fleet_api::error::chain(&err);
+        assert!(text.starts_with("targetRestrictions[0]: "), "{text}");
     }
 }

@@ -122,7 +122,7 @@ pub async fn reconcile(key: Key, ctx: Arc<Context>) -> Result<Action, Error> {
         || (ctx.fail_rate > 0.0 && rand::random_bool(ctx.fail_rate.min(1.0)));
     let status = if fail {
         failed_status(
-            Some(bd.status.applied_deployment_id.clone()).filter(|s| !s.is_empty()),
+            Some(bd.status.applied_deployment_id.to_string()).filter(|s| !s.is_empty()),
             &format!(
                 "simulated failure applying {} to cluster {}",
                 bd.deployment_id,

@@ -677,7 +677,7 @@ mod tests {
             paused: false,
             deleting: false,
             status: DeploymentStatus {
-                applied_deployment_id: if ready { "s-1:a".into() } else { String::new() },
+                applied_deployment_id: if ready { "s-1:a".into() } else { "".into() },
                 ready,
                 non_modified: ready,
                 resource_counts: ResourceCounts {

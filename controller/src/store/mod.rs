@@ -394,6 +394,15 @@ impl Store {
             if entry.cluster.is_none() {
                 entry.cluster = inner.cluster_by_namespace.get(&key.namespace).cloned();
             }
+            // Share the deployment IDs with the bundle's other BundleDeployments (or this
+            // one's previous version): equal IDs, one allocation.
+            let sibling = inner.deployments.get(&key).cloned().or_else(|| {
+                let first = inner.deployments_by_bundle.get(&entry.bundle)?.first()?;
+                inner.deployments.get(first).cloned()
+            });
+            if let Some(sibling) = sibling {
+                entries::DeploymentIds::of(&sibling).share_into(&mut entry);
+            }
             let entry = Arc::new(entry);
             let old = inner.deployments.insert(key.clone(), entry.clone());
             if let Some(old) = &old

@@ -25,7 +25,7 @@ use crate::results::{
 use crate::slo::{Stat, StepOutcome, Unit};
 use crate::steps::{self, Context, StepError, World};
 use crate::suite::{LegacySwitch, Profile, Suite};
-use crate::{environment, junit, report, slo};
+use crate::{junit, machine, report, slo};
 
 /// Sampling period of controller CPU and memory.
 const SAMPLE_EVERY: Duration = Duration::from_millis(500);
@@ -64,7 +64,8 @@ pub struct RunOptions {
     pub command: Vec<String>,
 }
 
-struct Shared {
+/// A run in progress, shared by the foreground loop and the background suites' tasks.
+struct RunState {
     options: RunOptions,
     results: Mutex<RunResults>,
     slots: Mutex<Vec<Option<SuiteResult>>>,
@@ -110,12 +111,12 @@ pub async fn run(options: RunOptions, cancel: CancellationToken) -> RunResults {
         duration_s: 0.0,
         provider: options.provider.name().to_string(),
         controller: controller_info,
-        environment: environment::describe(),
+        machine: machine::describe(),
         suites: Vec::new(),
         passed: false,
     };
     let count = options.suites.len();
-    let shared = Arc::new(Shared {
+    let shared = Arc::new(RunState {
         options,
         results: Mutex::new(results),
         slots: Mutex::new(vec![None; count]),
@@ -158,7 +159,7 @@ pub async fn run(options: RunOptions, cancel: CancellationToken) -> RunResults {
     shared.results.lock().clone()
 }
 
-async fn run_and_store(shared: &Arc<Shared>, index: usize, cancel: &CancellationToken) {
+async fn run_and_store(shared: &Arc<RunState>, index: usize, cancel: &CancellationToken) {
     let (path, suite) = &shared.options.suites[index];
     let result = if let Some(reason) = shared.abort.lock().clone() {
         not_run(shared, path, suite, &format!("not run: {reason}"))
@@ -205,7 +206,7 @@ fn log_verdict(result: &SuiteResult) {
     }
 }
 
-fn settings(shared: &Shared, suite: &Suite) -> Settings {
+fn settings(shared: &RunState, suite: &Suite) -> Settings {
     Settings {
         provider: shared.options.provider.name().to_string(),
         controller: shared.bundled().then(|| {
@@ -220,17 +221,17 @@ fn settings(shared: &Shared, suite: &Suite) -> Settings {
 
 /// The profile a suite's numbers came from: known only when the harness started the
 /// controller itself.
-fn subject_profile(shared: &Shared, suite: &Suite) -> Option<Profile> {
+fn subject_profile(shared: &RunState, suite: &Suite) -> Option<Profile> {
     shared.bundled().then_some(suite.controller.profile)
 }
 
-impl Shared {
+impl RunState {
     fn bundled(&self) -> bool {
         self.options.controller_mode == ControllerMode::Bundled
     }
 }
 
-fn not_run(shared: &Shared, path: &Path, suite: &Suite, reason: &str) -> SuiteResult {
+fn not_run(shared: &RunState, path: &Path, suite: &Suite, reason: &str) -> SuiteResult {
     SuiteResult {
         name: suite.name.clone(),
         description: suite.description.clone(),
@@ -296,7 +297,7 @@ struct Pass {
 }
 
 async fn run_suite(
-    shared: &Shared,
+    shared: &RunState,
     path: &Path,
     suite: &Suite,
     cancel: &CancellationToken,
@@ -403,11 +404,11 @@ async fn run_suite(
     }
     {
         let mut results = shared.results.lock();
-        if results.environment.kubernetes_version.is_none() {
-            results.environment.kubernetes_version = subject.kubernetes_version.clone();
+        if results.machine.kubernetes_version.is_none() {
+            results.machine.kubernetes_version = subject.kubernetes_version.clone();
         }
-        if results.environment.git_server_version.is_none() {
-            results.environment.git_server_version = subject.git_server_version.clone();
+        if results.machine.git_server_version.is_none() {
+            results.machine.git_server_version = subject.git_server_version.clone();
         }
         if results.controller.observed_crd_versions.is_empty() {
             results.controller.observed_crd_versions = subject.crd_versions.clone();
@@ -528,7 +529,7 @@ fn stored_baseline(run: Option<&Path>, suite: &Suite) -> Result<BaselineResult, 
 }
 
 async fn run_pass(
-    shared: &Shared,
+    shared: &RunState,
     suite: &Suite,
     profile: Profile,
     legacy: &[LegacySwitch],
@@ -610,7 +611,7 @@ async fn run_pass(
 
 #[allow(clippy::too_many_arguments)]
 async fn run_in_environment(
-    shared: &Shared,
+    shared: &RunState,
     suite: &Suite,
     profile: Profile,
     legacy: &[LegacySwitch],
@@ -987,7 +988,7 @@ async fn controller_metrics(address: std::net::SocketAddr) -> BTreeMap<String, f
 }
 
 /// Writes results.json, junit.xml and report.html; `finished` stamps the end.
-fn write_outputs(shared: &Shared, finished: bool) {
+fn write_outputs(shared: &RunState, finished: bool) {
     let snapshot = {
         let mut results = shared.results.lock();
         results.suites = shared.slots.lock().iter().flatten().cloned().collect();

@@ -7,6 +7,7 @@
 //! while a setup step that runs out of time stops the suite, since nothing after it would
 //! mean anything.
 
+mod batch;
 mod cluster;
 mod collect;
 mod git;

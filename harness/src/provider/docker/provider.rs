@@ -81,8 +81,8 @@ pub fn controller_args(launch: &ControllerLaunch) -> Vec<String> {
     args
 }
 
-/// What the environment and its controller handle share.
-struct Shared {
+/// A suite's docker environment as its handle and its controller's handle both reach it.
+struct DockerEnvState {
     environment: Mutex<Option<DockerEnvironment>>,
     /// The suite's agent mode, known once the controller starts.
     agent: parking_lot::Mutex<Option<AgentMode>>,
@@ -90,7 +90,7 @@ struct Shared {
     controller_held_down: AtomicBool,
 }
 
-impl Shared {
+impl DockerEnvState {
     /// The environment, unless it was torn down.
     async fn environment(
         &self,
@@ -102,7 +102,7 @@ impl Shared {
 
 /// A suite's docker environment.
 pub struct DockerEnv {
-    shared: Arc<Shared>,
+    shared: Arc<DockerEnvState>,
     endpoints: Endpoints,
     kube: kube::Client,
     /// This machine's address on the run's network, where the controller container
@@ -177,7 +177,7 @@ impl Provider for DockerProvider {
             .map_err(|e| ProviderError::Kubeconfig(e.to_string()))?;
         tracing::info!(suite = %spec.suite, run = %environment.run(), "docker environment ready");
         Ok(Box::new(DockerEnv {
-            shared: Arc::new(Shared {
+            shared: Arc::new(DockerEnvState {
                 environment: Mutex::new(Some(environment)),
                 agent: parking_lot::Mutex::new(None),
                 controller_held_down: AtomicBool::new(false),
@@ -332,7 +332,7 @@ impl Environment for DockerEnv {
 async fn watch_controller(
     docker: bollard::Docker,
     container: String,
-    shared: Arc<Shared>,
+    shared: Arc<DockerEnvState>,
     died: Arc<parking_lot::Mutex<Option<String>>>,
 ) {
     loop {
@@ -354,7 +354,7 @@ async fn watch_controller(
 
 /// The controller in its container, as the runner sees it.
 struct DockerController {
-    shared: Arc<Shared>,
+    shared: Arc<DockerEnvState>,
     address: std::net::SocketAddr,
     webhook_url: String,
     log: PathBuf,

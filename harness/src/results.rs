@@ -438,7 +438,7 @@ pub struct BaselineResult {
 #[derive(Debug, thiserror::Error)]
 pub enum ResultsError {
     /// File system error.
-    #[error("{action} {path}: {source}")]
+    #[error("{action} {path}")]
     Io {
         /// What was being done.
         action: &'static str,
@@ -448,7 +448,7 @@ pub enum ResultsError {
         source: std::io::Error,
     },
     /// Not a results file of this format.
-    #[error("{path} is not a fleetbench results file: {source}")]
+    #[error("{path} is not a fleetbench results file")]
     Format {
         /// The file.
         path: PathBuf,

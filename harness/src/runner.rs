@@ -489,7 +489,8 @@ fn stored_baseline(run: Option<&Path>, suite: &Suite) -> Result<BaselineResult, 
             suite.name
         ));
     };
-    let stored = RunResults::read(run).map_err(|e| format!("--baseline-run: {e}"))?;
+    let stored =
+        RunResults::read(run).map_err(|e| format!("--baseline-run: {}", crate::error_text(&e)))?;
     let Some(found) = stored.suites.iter().find(|s| s.name == suite.name) else {
         return Err(format!(
             "--baseline-run {} has no suite {}",
@@ -557,7 +558,7 @@ async fn run_pass(
     let environment = match shared.options.provider.create(&spec, cancel).await {
         Ok(environment) => environment,
         Err(error) => {
-            pass.error = Some(error.to_string());
+            pass.error = Some(crate::error_text(&error));
             pass.fatal = true;
             return pass;
         }
@@ -585,7 +586,9 @@ async fn run_pass(
     let teardown = Instant::now();
     match tokio::time::timeout(TEARDOWN_TIMEOUT, environment.teardown()).await {
         Ok(Ok(())) => {}
-        Ok(Err(error)) => tracing::warn!(suite = %suite.name, %error, "teardown"),
+        Ok(Err(error)) => {
+            tracing::warn!(suite = %suite.name, error = %crate::error_text(&error), "teardown");
+        }
         Err(_) => tracing::warn!(
             suite = %suite.name,
             "teardown did not finish within {TEARDOWN_TIMEOUT:?}; moving on"
@@ -627,7 +630,7 @@ async fn run_in_environment(
         .await
         .map_err(|e| {
             pass.fatal = true;
-            e.to_string()
+            crate::error_text(&e)
         })?;
     let client = kube::Client::try_from(config.clone()).map_err(|e| {
         pass.fatal = true;
@@ -639,7 +642,7 @@ async fn run_in_environment(
             .await
             .map_err(|e| {
                 pass.fatal = true;
-                e.to_string()
+                crate::error_text(&e)
             })?,
     );
     let mut sampler = None;
@@ -667,7 +670,7 @@ async fn run_in_environment(
             .await
             .map_err(|e| {
                 pass.fatal = !cancel.is_cancelled();
-                e.to_string()
+                crate::error_text(&e)
             })?;
         if let Some(source) = started.resources() {
             sampler = Some(ResourceSampler::start(source, origin, SAMPLE_EVERY));
@@ -691,8 +694,9 @@ async fn run_in_environment(
     .map_err(|e| {
         pass.fatal = true;
         format!(
-            "cannot start the git proxy in front of {}: {e}",
-            endpoints.git_api_url
+            "cannot start the git proxy in front of {}: {}",
+            endpoints.git_api_url,
+            crate::error_text(&e)
         )
     })?;
     tracing::debug!(proxy = %git_proxy.url(), upstream = %endpoints.git_api_url, "git proxy up");
@@ -743,7 +747,7 @@ async fn run_in_environment(
             if let Some(controller) = controller.as_mut()
                 && let Err(error) = controller.check_alive()
             {
-                result = Err(error.to_string());
+                result = Err(crate::error_text(&error));
                 break;
             }
             let before = scraper.scrape().await;
@@ -796,8 +800,12 @@ async fn run_in_environment(
                 Err(error) => {
                     let died = controller.as_mut().and_then(|c| c.check_alive().err());
                     let message = match died {
-                        Some(died) => format!("{error}; {died}"),
-                        None => error.to_string(),
+                        Some(died) => format!(
+                            "{}; {}",
+                            crate::error_text(&error),
+                            crate::error_text(&died)
+                        ),
+                        None => crate::error_text(&error),
                     };
                     result = Err(format!(
                         "step {index} ({}) failed: {message}",
@@ -844,7 +852,8 @@ async fn run_in_environment(
                 );
             }
             (Err(error), _) | (_, Err(error)) => pass.quality.push(format!(
-                "the suite's API request counts are unknown: the API server's metrics could not be read ({error})"
+                "the suite's API request counts are unknown: the API server's metrics could not be read ({})",
+                crate::error_text(error)
             )),
         }
         if let Some(problem) = scraper.problem() {
@@ -891,13 +900,15 @@ fn step_writes(
         }
         (Err(error), _) => {
             problems.push(format!(
-                "the step's API writes are unknown: the API server's metrics could not be read before it ({error})"
+                "the step's API writes are unknown: the API server's metrics could not be read before it ({})",
+                crate::error_text(error)
             ));
             Vec::new()
         }
         (_, Err(error)) => {
             problems.push(format!(
-                "the step's API writes are unknown: the API server's metrics could not be read after it ({error})"
+                "the step's API writes are unknown: the API server's metrics could not be read after it ({})",
+                crate::error_text(error)
             ));
             Vec::new()
         }
@@ -1002,7 +1013,7 @@ fn write_outputs(shared: &RunState, finished: bool) {
     };
     let out = &shared.options.out;
     if let Err(error) = snapshot.write_to_dir(out) {
-        tracing::error!(%error, "cannot write results");
+        tracing::error!(error = %crate::error_text(&error), "cannot write results");
         return;
     }
     let junit_path = out.join(junit::JUNIT_FILE);
@@ -1106,7 +1117,12 @@ mod tests {
 
     #[test]
     fn a_failed_scrape_makes_the_writes_unknown_not_zero() {
-        let failed = || Err(MetricsError::Scrape("connection refused".into()));
+        let failed = || {
+            Err(MetricsError::NoAnswer {
+                address: String::new(),
+                after: Duration::from_secs(5),
+            })
+        };
         for (before, after, when) in [
             (failed(), totals(3), "before it"),
             (totals(3), failed(), "after it"),

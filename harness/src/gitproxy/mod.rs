@@ -97,7 +97,7 @@ impl ProxyConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum GitProxyError {
     /// The listen address could not be bound (in use, not an address of this host, ...).
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Bind {
         /// The address asked for.
         addr: SocketAddr,
@@ -105,7 +105,7 @@ pub enum GitProxyError {
         source: std::io::Error,
     },
     /// The bound listener's address could not be read back.
-    #[error("cannot read the proxy's bound address: {0}")]
+    #[error("cannot read the proxy's bound address")]
     LocalAddr(#[source] std::io::Error),
     /// The upstream URL is not one the proxy can forward to.
     #[error("invalid upstream {upstream:?}: {reason}")]

@@ -52,7 +52,10 @@ pub async fn create_clusters(
             .environment
             .downstream_cluster(&namespace, &name)
             .await
-            .map_err(|e| StepError::Unsupported(format!("downstream cluster {name}: {e}")))?
+            .map_err(|source| StepError::Downstream {
+                cluster: name.clone(),
+                source: Box::new(source),
+            })?
             .map(|d| d.kubeconfig_secret);
         let cluster = Cluster {
             metadata: ObjectMeta {

@@ -312,7 +312,7 @@ fn plan_edit(
     targets: &[Target],
     state: &State,
     namespace: &str,
-) -> Result<EditPlan, String> {
+) -> Result<EditPlan, Mismatch> {
     let after = world.clusters_for(targets);
     let mut plan = EditPlan::default();
     let mut problems = Vec::new();
@@ -391,8 +391,16 @@ fn plan_edit(
     if problems.is_empty() {
         Ok(plan)
     } else {
-        Err(problems.join("; "))
+        Err(Mismatch { problems })
     }
+}
+
+/// What exists before an edit of targets differs from what the targets select.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", problems.join("; "))]
+struct Mismatch {
+    /// One line per GitRepo that differs.
+    problems: Vec<String>,
 }
 
 fn first_few(items: &[String]) -> String {
@@ -683,6 +691,7 @@ mod tests {
     }
 
     fn plan(state: &State) -> Result<EditPlan, String> {
+        // As text: what the step's error says.
         let world = world();
         plan_edit(
             &world,
@@ -691,6 +700,7 @@ mod tests {
             state,
             "ws",
         )
+        .map_err(|mismatch| mismatch.to_string())
     }
 
     #[test]

@@ -174,7 +174,7 @@ impl Provider for DockerProvider {
         };
         let kube = kubeconfig::client(&management.kubeconfig_host)
             .await
-            .map_err(|e| ProviderError::Kubeconfig(e.to_string()))?;
+            .map_err(ProviderError::ContainerKubeconfig)?;
         tracing::info!(suite = %spec.suite, run = %environment.run(), "docker environment ready");
         Ok(Box::new(DockerEnv {
             shared: Arc::new(DockerEnvState {
@@ -281,10 +281,9 @@ impl Environment for DockerEnv {
         secrets
             .create(&PostParams::default(), &secret)
             .await
-            .map_err(|e| {
-                ProviderError::Unsupported(format!(
-                    "cannot create the kubeconfig Secret {namespace}/{secret_name}: {e}"
-                ))
+            .map_err(|source| ProviderError::DownstreamSecret {
+                secret: format!("{namespace}/{secret_name}"),
+                source,
             })?;
         Ok(Some(DownstreamCluster {
             kubeconfig_secret: secret_name,
@@ -400,7 +399,7 @@ impl RunningController for DockerController {
         if let Some(environment) = guard.as_mut()
             && let Err(error) = environment.remove_controller().await
         {
-            tracing::warn!(%error, "removing the controller container");
+            tracing::warn!(error = %crate::error_text(&error), "removing the controller container");
         }
     }
 }

@@ -117,6 +117,17 @@ pub enum ProviderError {
     /// A container provider's kubeconfig is unusable.
     #[error("kubeconfig problem")]
     ContainerKubeconfig(#[source] docker::kubeconfig::KubeconfigError),
+    /// A Cluster's name cannot name a downstream cluster of the environment.
+    #[error("downstream cluster {name:?}")]
+    DownstreamName {
+        /// The Cluster's name.
+        name: String,
+        /// Why it cannot.
+        source: docker::run::NameError,
+    },
+    /// A fault names a cluster the environment cannot have.
+    #[error(transparent)]
+    ClusterName(docker::run::NameError),
     /// The kubeconfig Secret of a downstream cluster could not be created.
     #[error("cannot create the kubeconfig Secret {secret}")]
     DownstreamSecret {

@@ -263,9 +263,12 @@ impl Environment for DockerEnv {
         if *self.shared.agent.lock() != Some(AgentMode::Apply) {
             return Ok(None);
         }
-        let cluster: ClusterName = name.parse().map_err(|e: super::run::NameError| {
-            ProviderError::Unsupported(format!("downstream cluster {name:?}: {e}"))
-        })?;
+        let cluster: ClusterName =
+            name.parse()
+                .map_err(|source| ProviderError::DownstreamName {
+                    name: name.to_string(),
+                    source,
+                })?;
         let secret = {
             let mut environment = self.shared.environment().await?;
             let secret = environment
@@ -293,7 +296,7 @@ impl Environment for DockerEnv {
     async fn fault(&self, fault: &Fault) -> Result<(), ProviderError> {
         let cluster = |name: &str| {
             name.parse::<ClusterName>()
-                .map_err(|e| ProviderError::Unsupported(e.to_string()))
+                .map_err(ProviderError::ClusterName)
         };
         let environment = self.shared.environment().await?;
         match fault {

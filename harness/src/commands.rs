@@ -64,23 +64,6 @@ pub fn init_tracing(verbose: u8, quiet: bool) {
         .try_init();
 }
 
-/// The error and its causes on one line, each cause once (typed errors already name their
-/// source in their message; context added on the way up does not).
-pub fn describe_error(error: &anyhow::Error) -> String {
-    let mut message = String::new();
-    for cause in error.chain() {
-        let text = cause.to_string();
-        if message.contains(&text) {
-            continue;
-        }
-        if !message.is_empty() {
-            message.push_str(": ");
-        }
-        message.push_str(&text);
-    }
-    message
-}
-
 /// Runs a subcommand.
 pub async fn dispatch(command: Command) -> Result<Outcome> {
     match command {
@@ -291,8 +274,7 @@ fn options(
         // Upstream Fleet on kind is measured as an external controller, and the bundled
         // one needs no Fleet: refuse a mismatch before minutes of cluster creation.
         provider::kind::KindProvider::from_env()
-            .check_controller_mode(env.controller == ControllerMode::Bundled)
-            .map_err(anyhow::Error::msg)?;
+            .check_controller_mode(env.controller == ControllerMode::Bundled)?;
     }
     let controller_bin = match env.controller {
         ControllerMode::Bundled => Some(controller::resolve_binary(env.controller_bin.as_deref())?),

@@ -91,7 +91,7 @@ pub enum ControllerError {
         path: PathBuf,
     },
     /// The OS refused to start it.
-    #[error("cannot start the controller {path}: {source}")]
+    #[error("cannot start the controller {path}")]
     Spawn {
         /// The binary.
         path: PathBuf,
@@ -134,7 +134,7 @@ pub enum ControllerError {
     #[error("interrupted while starting the controller")]
     Cancelled,
     /// File system error around the log.
-    #[error("cannot prepare {path}: {source}")]
+    #[error("cannot prepare {path}")]
     Io {
         /// The path.
         path: PathBuf,

@@ -90,7 +90,7 @@ pub enum HistoryError {
     #[error(transparent)]
     Results(#[from] ResultsError),
     /// File system error.
-    #[error("{action} {path}: {source}")]
+    #[error("{action} {path}")]
     Io {
         /// What was being done.
         action: &'static str,
@@ -100,7 +100,7 @@ pub enum HistoryError {
         source: std::io::Error,
     },
     /// The existing index is damaged.
-    #[error("{path} is not a fleetbench history index: {source}; move it away to start a new one")]
+    #[error("{path} is not a fleetbench history index (move it away to start a new one)")]
     Format {
         /// The file.
         path: PathBuf,

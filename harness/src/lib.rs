@@ -9,12 +9,12 @@ pub mod cli;
 pub mod commands;
 pub mod compare;
 pub mod controller;
-pub mod environment;
 pub mod export;
 pub mod gitproxy;
 pub mod history;
 pub mod junit;
 pub mod ledger;
+pub mod machine;
 pub mod measure;
 pub mod progress;
 pub mod provider;
@@ -27,6 +27,23 @@ pub mod slo;
 pub mod stages;
 pub mod steps;
 pub mod suite;
+
+/// An error as one line of text: its message, then each cause's, joined with ": ".
+///
+/// The harness's errors say only what went wrong at their own layer and leave the cause to
+/// `source()`, so this is how any of them becomes text for results.json, a log line or the
+/// command line; formatting them one by one would lose the causes or print them twice.
+/// (`anyhow`'s `{:#}` produces the same text for errors carried in an `anyhow::Error`.)
+pub fn error_text(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(error) = cause {
+        text.push_str(": ");
+        text.push_str(&error.to_string());
+        cause = error.source();
+    }
+    text
+}
 
 /// Selects rustls' crypto provider (ring) for the process, once. The workspace builds
 /// reqwest without a provider of its own, so every HTTP client needs this first; calling it

@@ -29,7 +29,8 @@ fn main() -> ExitCode {
     match outcome {
         Ok(code) => code.into(),
         Err(error) => {
-            eprintln!("error: {}", commands::describe_error(&error));
+            // `{:#}`: the error and its causes, each saying only its own part.
+            eprintln!("error: {error:#}");
             commands::Outcome::BadInput.into()
         }
     }

@@ -36,8 +36,10 @@ pub struct RunResults {
     pub provider: String,
     /// How the controller under test was run.
     pub controller: ControllerInfo,
-    /// The machine.
-    pub environment: Environment,
+    /// The machine the run ran on, and the versions of the servers it measured against.
+    /// Serialised as `environment`, the name results files have always used.
+    #[serde(rename = "environment")]
+    pub machine: Machine,
     /// One entry per suite, in run order.
     pub suites: Vec<SuiteResult>,
     /// Every suite passed.
@@ -62,9 +64,10 @@ pub struct ControllerInfo {
     pub observed_crd_versions: BTreeMap<String, Vec<String>>,
 }
 
-/// The machine and software the numbers come from.
+/// The machine and software the numbers come from. Not the cluster under test, which is a
+/// [`crate::provider::Environment`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-pub struct Environment {
+pub struct Machine {
     /// Operating system, e.g. `Linux 12 (Debian GNU/Linux 12)`.
     pub os: String,
     /// Kernel version.
@@ -435,7 +438,7 @@ pub struct BaselineResult {
 #[derive(Debug, thiserror::Error)]
 pub enum ResultsError {
     /// File system error.
-    #[error("{action} {path}: {source}")]
+    #[error("{action} {path}")]
     Io {
         /// What was being done.
         action: &'static str,
@@ -445,7 +448,7 @@ pub enum ResultsError {
         source: std::io::Error,
     },
     /// Not a results file of this format.
-    #[error("{path} is not a fleetbench results file: {source}")]
+    #[error("{path} is not a fleetbench results file")]
     Format {
         /// The file.
         path: PathBuf,
@@ -718,7 +721,7 @@ pub(crate) mod fixtures {
                 version: Some("fleet-controller 0.1.0".into()),
                 observed_crd_versions: BTreeMap::new(),
             },
-            environment: Environment {
+            machine: Machine {
                 os: "Linux 12 (Debian GNU/Linux 12)".into(),
                 kernel: "6.1.0".into(),
                 arch: "x86_64".into(),

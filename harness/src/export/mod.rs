@@ -119,7 +119,7 @@ pub enum ExportError {
         name: String,
     },
     /// The export could not be serialised as JSON.
-    #[error("cannot serialise the {format} export: {source}")]
+    #[error("cannot serialise the {format} export")]
     Json {
         /// The format being written.
         format: &'static str,
@@ -127,7 +127,7 @@ pub enum ExportError {
         source: serde_json::Error,
     },
     /// The output could not be written.
-    #[error("{action} {target}: {source}")]
+    #[error("{action} {target}")]
     Io {
         /// What was being done.
         action: &'static str,
@@ -274,7 +274,10 @@ pub fn select(run: &RunResults, only: Option<Direction>) -> Result<Selection<'_>
                         direction,
                     });
                 }
-                Err(reason) => selection.skipped.push(Skipped { name, reason }),
+                Err(reason) => selection.skipped.push(Skipped {
+                    name,
+                    reason: reason.to_string(),
+                }),
             }
         }
         // Scale overrides change the figures but not the series name (a name carrying
@@ -290,38 +293,64 @@ pub fn select(run: &RunResults, only: Option<Direction>) -> Result<Selection<'_>
     Ok(selection)
 }
 
+/// Why an SLO has no figure to export; the selection's notes name it for each SLO left out.
+#[derive(Debug, thiserror::Error)]
+enum NotExportable {
+    /// The SLO does not apply to the controller measured.
+    #[error("not applicable: {0}")]
+    NotApplicable(String),
+    /// Nothing was observed (the suite's or the SLO's error says why, when known).
+    #[error("{}", not_measured(.0.as_deref()))]
+    NotMeasured(Option<String>),
+    /// The observation is infinite or NaN.
+    #[error("observation {0} is not a finite number")]
+    InfiniteObservation(f64),
+    /// The threshold is infinite or NaN.
+    #[error("threshold {0} is not a finite number")]
+    InfiniteThreshold(f64),
+    /// Better is the other direction than the one asked for.
+    #[error("{} is better ({comparison} {threshold}); export it with --direction {}", direction.as_str(), direction.as_str())]
+    OtherDirection {
+        /// The SLO's direction.
+        direction: Direction,
+        /// Its comparison.
+        comparison: String,
+        /// Its threshold, as written.
+        threshold: String,
+    },
+}
+
+fn not_measured(error: Option<&str>) -> String {
+    match error {
+        Some(error) if error.starts_with("not measured") => error.to_string(),
+        Some(error) => format!("not measured: {error}"),
+        None => "not measured".to_string(),
+    }
+}
+
 /// The figure and direction of an SLO, or why it has none to export.
-fn exportable(slo: &SloResult, only: Option<Direction>) -> Result<(f64, Direction), String> {
+fn exportable(slo: &SloResult, only: Option<Direction>) -> Result<(f64, Direction), NotExportable> {
     if let Some(why) = &slo.not_applicable {
-        return Err(format!("not applicable: {why}"));
+        return Err(NotExportable::NotApplicable(why.clone()));
     }
     let Some(observed) = slo.observed else {
-        return Err(match &slo.error {
-            Some(error) if error.starts_with("not measured") => error.clone(),
-            Some(error) => format!("not measured: {error}"),
-            None => "not measured".to_string(),
-        });
+        return Err(NotExportable::NotMeasured(slo.error.clone()));
     };
     if !observed.is_finite() {
-        return Err(format!("observation {observed} is not a finite number"));
+        return Err(NotExportable::InfiniteObservation(observed));
     }
     if !slo.threshold.is_finite() {
-        return Err(format!(
-            "threshold {} is not a finite number",
-            slo.threshold
-        ));
+        return Err(NotExportable::InfiniteThreshold(slo.threshold));
     }
     let direction = Direction::of(slo.comparison);
     if let Some(only) = only
         && only != direction
     {
-        return Err(format!(
-            "{} is better ({} {}); export it with --direction {}",
-            direction.as_str(),
-            slo.comparison,
-            slo.threshold_expr,
-            direction.as_str()
-        ));
+        return Err(NotExportable::OtherDirection {
+            direction,
+            comparison: slo.comparison.to_string(),
+            threshold: slo.threshold_expr.to_string(),
+        });
     }
     Ok((observed, direction))
 }

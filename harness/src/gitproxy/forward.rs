@@ -33,9 +33,10 @@ pub(crate) struct Upstream {
     pub prefix: String,
 }
 
-/// Everything a request handler needs, shared by all connections.
+/// The proxy's configuration and records: everything a request handler needs, shared by
+/// all connections.
 #[derive(Debug)]
-pub(crate) struct Shared {
+pub(crate) struct ProxyState {
     pub upstream: Upstream,
     /// The base URL clients use (no trailing `/`).
     pub public_url: String,
@@ -49,7 +50,7 @@ pub(crate) struct Shared {
 
 /// Serves one request: answer a fault, or forward it; record it if it is a git request.
 pub(crate) async fn handle(
-    shared: Arc<Shared>,
+    shared: Arc<ProxyState>,
     client: SocketAddr,
     request: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
@@ -269,7 +270,7 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
 
 /// A redirect to the upstream's own URLs, mapped onto the proxy's, so a client that
 /// follows it stays behind the proxy (and in its log). `None` leaves it as it is.
-fn rewrite_location(location: &str, shared: &Shared) -> Option<String> {
+fn rewrite_location(location: &str, shared: &ProxyState) -> Option<String> {
     let upstream = &shared.upstream;
     let base = format!("http://{}{}", upstream.authority, upstream.prefix);
     let rewritten = if let Some(rest) = strip_base(location, &base) {
@@ -539,9 +540,9 @@ mod tests {
         );
     }
 
-    fn shared(upstream: &str, public_url: &str, public_prefix: &str) -> Shared {
+    fn shared(upstream: &str, public_url: &str, public_prefix: &str) -> ProxyState {
         let uri: Uri = upstream.parse().unwrap();
-        Shared {
+        ProxyState {
             upstream: Upstream {
                 authority: uri.authority().unwrap().clone(),
                 prefix: uri.path().trim_end_matches('/').to_owned(),

@@ -37,7 +37,7 @@ use tokio_util::sync::CancellationToken;
 pub use fault::ProxyFault;
 
 use fault::FaultTable;
-use forward::{Shared, Upstream};
+use forward::{ProxyState, Upstream};
 use log::ProxyLog;
 
 /// How long requests in flight may take to finish once the proxy shuts down.
@@ -97,7 +97,7 @@ impl ProxyConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum GitProxyError {
     /// The listen address could not be bound (in use, not an address of this host, ...).
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Bind {
         /// The address asked for.
         addr: SocketAddr,
@@ -105,7 +105,7 @@ pub enum GitProxyError {
         source: std::io::Error,
     },
     /// The bound listener's address could not be read back.
-    #[error("cannot read the proxy's bound address: {0}")]
+    #[error("cannot read the proxy's bound address")]
     LocalAddr(#[source] std::io::Error),
     /// The upstream URL is not one the proxy can forward to.
     #[error("invalid upstream {upstream:?}: {reason}")]
@@ -132,7 +132,7 @@ pub struct GitProxy {
     addr: SocketAddr,
     url: String,
     upstream: String,
-    shared: Arc<Shared>,
+    shared: Arc<ProxyState>,
     cancel: CancellationToken,
     task: Option<JoinHandle<()>>,
 }
@@ -164,7 +164,7 @@ impl GitProxy {
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(POOL_IDLE)
             .build(connector);
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(ProxyState {
             upstream,
             public_url: url.clone(),
             public_prefix,
@@ -256,7 +256,7 @@ impl Drop for GitProxy {
 }
 
 /// Accepts connections until cancelled, then shuts them down gracefully, boundedly.
-async fn serve(listener: TcpListener, shared: Arc<Shared>, cancel: CancellationToken) {
+async fn serve(listener: TcpListener, shared: Arc<ProxyState>, cancel: CancellationToken) {
     let graceful = GracefulShutdown::new();
     // Owning the connection tasks here means they end with this task, even if aborted.
     let mut connections = JoinSet::new();

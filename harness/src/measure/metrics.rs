@@ -53,13 +53,54 @@ pub struct RequestTotals {
 #[derive(Debug, thiserror::Error)]
 pub enum MetricsError {
     /// The request failed.
-    #[error("cannot scrape the API server's /metrics: {0}")]
-    Scrape(String),
+    #[error("cannot scrape the API server's /metrics{}", replica(address))]
+    Request {
+        /// The replica scraped directly; empty for the cluster URL.
+        address: String,
+        /// The client's error.
+        source: kube::Error,
+    },
+    /// The request got no answer in time.
+    #[error(
+        "cannot scrape the API server's /metrics{}: no answer within {after:?}",
+        replica(address)
+    )]
+    NoAnswer {
+        /// The replica scraped directly; empty for the cluster URL.
+        address: String,
+        /// The bound.
+        after: std::time::Duration,
+    },
     /// The text has no `apiserver_request_total`.
     #[error(
         "the API server's /metrics has no {REQUEST_TOTAL} series (is it a Kubernetes API server?)"
     )]
     NoRequestTotals,
+}
+
+impl MetricsError {
+    /// The same failure, named as a scrape of the replica at `address`.
+    pub fn at_replica(self, address: &str) -> MetricsError {
+        match self {
+            MetricsError::Request { source, .. } => MetricsError::Request {
+                address: address.to_string(),
+                source,
+            },
+            MetricsError::NoAnswer { after, .. } => MetricsError::NoAnswer {
+                address: address.to_string(),
+                after,
+            },
+            other => other,
+        }
+    }
+}
+
+fn replica(address: &str) -> String {
+    if address.is_empty() {
+        String::new()
+    } else {
+        format!(": replica {address}")
+    }
 }
 
 /// A gauge kube-apiserver exports: when its process started.

@@ -194,7 +194,8 @@ pub enum WaitError {
     Cancelled,
 }
 
-struct Shared {
+/// What the watch tasks write and the recorder's readers and waiters read.
+struct Recording {
     origin: Instant,
     state: Mutex<State>,
     changed: Notify,
@@ -202,14 +203,14 @@ struct Shared {
 
 /// Watches GitRepos, Bundles, BundleDeployments and Clusters in all namespaces.
 pub struct Recorder {
-    shared: Arc<Shared>,
+    shared: Arc<Recording>,
     tasks: Vec<JoinHandle<()>>,
 }
 
 impl Recorder {
     /// Starts the watches; `origin` is time zero of the suite.
     pub fn start(client: &Client, origin: Instant) -> Recorder {
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(Recording {
             origin,
             state: Mutex::new(State::default()),
             changed: Notify::new(),
@@ -302,7 +303,7 @@ impl Drop for Recorder {
 fn spawn_watch<K>(
     client: &Client,
     kind: Kind,
-    shared: &Arc<Shared>,
+    shared: &Arc<Recording>,
     facts: fn(&K) -> Facts,
 ) -> JoinHandle<()>
 where
@@ -333,7 +334,7 @@ where
 
 /// Applies one watch event to the state; returns whether it was an error.
 fn apply_event<K: Resource>(
-    shared: &Shared,
+    shared: &Recording,
     kind: Kind,
     event: Result<Event<K>, watcher::Error>,
     facts: fn(&K) -> Facts,
@@ -480,7 +481,7 @@ mod tests {
 
     #[test]
     fn a_deletion_during_a_watch_gap_is_found_by_the_relist() {
-        let shared = Shared {
+        let shared = Recording {
             origin: Instant::now(),
             state: Mutex::new(State::default()),
             changed: Notify::new(),

@@ -64,7 +64,7 @@ impl RequestScraper {
             // Not listing Endpoints (fleetbench's API server has no `kubernetes` Service;
             // a restricted user may not read it) means one URL: read through it.
             Ok(Err(error)) => {
-                tracing::debug!(%error, "no API server replicas listed; scraping the cluster URL");
+                tracing::debug!(error = %crate::error_text(&error), "no API server replicas listed; scraping the cluster URL");
                 Vec::new()
             }
             Err(_) => {
@@ -83,7 +83,7 @@ impl RequestScraper {
             let direct = match replica_client(config, address) {
                 Ok(direct) => direct,
                 Err(error) => {
-                    failures.push(format!("{address}: {error}"));
+                    failures.push(format!("{address}: {}", crate::error_text(&error)));
                     continue;
                 }
             };
@@ -92,7 +92,7 @@ impl RequestScraper {
                     address: address.clone(),
                     client: direct,
                 }),
-                Err(error) => failures.push(format!("{address}: {error}")),
+                Err(error) => failures.push(format!("{address}: {}", crate::error_text(&error))),
             }
         }
         if failures.is_empty() {
@@ -137,11 +137,12 @@ impl RequestScraper {
         for (target, reading) in self.targets.iter().zip(readings) {
             // Name the replica; a replica's page without counters is not an error
             // (`scrape_replica`), so only failed requests need it.
-            let reading = reading.map_err(|error| match error {
-                MetricsError::Scrape(reason) if !target.address.is_empty() => {
-                    MetricsError::Scrape(format!("replica {}: {reason}", target.address))
+            let reading = reading.map_err(|error| {
+                if target.address.is_empty() {
+                    error
+                } else {
+                    error.at_replica(&target.address)
                 }
-                other => other,
             })?;
             totals.servers.insert(target.address.clone(), reading);
         }
@@ -200,17 +201,26 @@ pub fn addresses_of(endpoints: &Endpoints) -> Vec<String> {
 /// A client for one replica: the cluster's credentials and CA, the replica's address,
 /// and TLS checked against the cluster URL's host name, which every replica behind the
 /// balancer presents in its certificate.
-fn replica_client(config: &kube::Config, address: &str) -> Result<Client, String> {
-    Client::try_from(replica_config(config, address)?).map_err(|e| e.to_string())
+fn replica_client(config: &kube::Config, address: &str) -> Result<Client, ReplicaError> {
+    Ok(Client::try_from(replica_config(config, address)?)?)
+}
+
+/// Why a replica cannot be reached directly.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplicaError {
+    /// Its address does not make a URL.
+    #[error("bad replica address")]
+    Address(#[from] http::uri::InvalidUri),
+    /// kube-rs cannot build a client for it.
+    #[error(transparent)]
+    Client(#[from] kube::Error),
 }
 
 /// The configuration [`replica_client`] connects with.
-fn replica_config(config: &kube::Config, address: &str) -> Result<kube::Config, String> {
+fn replica_config(config: &kube::Config, address: &str) -> Result<kube::Config, ReplicaError> {
     let mut direct = config.clone();
     let scheme = config.cluster_url.scheme_str().unwrap_or("https");
-    direct.cluster_url = format!("{scheme}://{address}")
-        .parse()
-        .map_err(|e| format!("bad replica address: {e}"))?;
+    direct.cluster_url = format!("{scheme}://{address}").parse()?;
     if scheme == "https" && direct.tls_server_name.is_none() {
         direct.tls_server_name = config
             .cluster_url
@@ -237,8 +247,14 @@ async fn scrape_one(client: &Client) -> Result<ServerTotals, MetricsError> {
         .expect("a static request builds");
     let text = tokio::time::timeout(SCRAPE_TIMEOUT, client.request_text(request))
         .await
-        .map_err(|_| MetricsError::Scrape(format!("no answer within {SCRAPE_TIMEOUT:?}")))?
-        .map_err(|e| MetricsError::Scrape(e.to_string()))?;
+        .map_err(|_| MetricsError::NoAnswer {
+            address: String::new(),
+            after: SCRAPE_TIMEOUT,
+        })?
+        .map_err(|source| MetricsError::Request {
+            address: String::new(),
+            source,
+        })?;
     ServerTotals::parse(&text)
 }
 

@@ -37,14 +37,14 @@ impl Provider for EmbeddedProvider {
         })?;
         let api = apiserver::ApiServer::start(apiserver::Config::default())
             .await
-            .map_err(|e| ProviderError::ApiServer(e.to_string()))?;
+            .map_err(|e| ProviderError::ApiServer(e.into()))?;
         let kubeconfig_path = spec.work_dir.join("kubeconfig");
         api.write_kubeconfig(&kubeconfig_path)
-            .map_err(|e| ProviderError::ApiServer(e.to_string()))?;
+            .map_err(|e| ProviderError::ApiServer(e.into()))?;
         let git_data = spec.work_dir.join("git");
         let git = gitserver::GitServer::start(gitserver::Config::new(&git_data))
             .await
-            .map_err(|e| ProviderError::GitServer(e.to_string()))?;
+            .map_err(|e| ProviderError::GitServerStart(e.into()))?;
         let endpoints =
             Endpoints::with_local_git(api.kubeconfig_yaml(), kubeconfig_path, &git, true);
         tracing::debug!(api = %api.url(), git = %git.url(), "embedded environment up");

@@ -54,7 +54,10 @@ impl RemoteForge {
                 password: self.token.clone(),
             },
         )
-        .map_err(|e| ProviderError::GitServer(format!("{}: {e}", self.url)))
+        .map_err(|source| ProviderError::Forge {
+            what: self.url.clone(),
+            source,
+        })
     }
 }
 
@@ -98,8 +101,11 @@ pub fn select_context(
     let Some(context) = context else {
         return Ok(yaml.to_string());
     };
-    let mut config = Kubeconfig::from_yaml(yaml)
-        .map_err(|e| ProviderError::Kubeconfig(format!("{origin}: {e}")))?;
+    let mut config =
+        Kubeconfig::from_yaml(yaml).map_err(|source| ProviderError::KubeconfigInvalid {
+            origin: origin.to_string(),
+            source,
+        })?;
     if !config.contexts.iter().any(|c| c.name == context) {
         let known: Vec<&str> = config.contexts.iter().map(|c| c.name.as_str()).collect();
         return Err(ProviderError::Kubeconfig(format!(
@@ -113,8 +119,10 @@ pub fn select_context(
     }
     config.current_context = Some(context.to_string());
     // JSON is YAML, and every kubeconfig reader takes it.
-    serde_json::to_string_pretty(&config)
-        .map_err(|e| ProviderError::Kubeconfig(format!("{origin}: {e}")))
+    serde_json::to_string_pretty(&config).map_err(|source| ProviderError::KubeconfigWrite {
+        origin: origin.to_string(),
+        source,
+    })
 }
 
 /// The server URL of the current context, for messages.
@@ -168,8 +176,11 @@ impl Provider for ExistingProvider {
             Some(context) => format!("{} (context {context})", self.kubeconfig.display()),
             None => self.kubeconfig.display().to_string(),
         };
-        let file = std::fs::read_to_string(&self.kubeconfig).map_err(|e| {
-            ProviderError::Kubeconfig(format!("cannot read {}: {e}", self.kubeconfig.display()))
+        let file = std::fs::read_to_string(&self.kubeconfig).map_err(|source| {
+            ProviderError::KubeconfigRead {
+                path: self.kubeconfig.clone(),
+                source,
+            }
         })?;
         let yaml = select_context(&file, self.context.as_deref(), &origin)?;
         let client = kube_client(&yaml, &origin).await?;
@@ -190,7 +201,7 @@ impl Provider for ExistingProvider {
                 let git =
                     gitserver::GitServer::start(gitserver::Config::new(spec.work_dir.join("git")))
                         .await
-                        .map_err(|e| ProviderError::GitServer(e.to_string()))?;
+                        .map_err(|e| ProviderError::GitServerStart(e.into()))?;
                 let endpoints = Endpoints::with_local_git(yaml, kubeconfig_path, &git, false);
                 (endpoints, Some(git), None)
             }
@@ -200,11 +211,15 @@ impl Provider for ExistingProvider {
                 // The token must work before anything is created with it.
                 let user = bounded(&remote.url, forge.current_user())
                     .await
-                    .map_err(|e| {
-                        ProviderError::GitServer(format!(
-                            "the token of --git-user {} is not accepted: {e}",
-                            remote.user
-                        ))
+                    .map_err(|error| match error {
+                        ProviderError::Forge { source, .. } => ProviderError::Forge {
+                            what: format!(
+                                "the token of --git-user {} is not accepted",
+                                remote.user
+                            ),
+                            source,
+                        },
+                        other => other,
                     })?;
                 if user.login != remote.user {
                     return Err(ProviderError::GitServer(format!(
@@ -245,7 +260,10 @@ async fn bounded<T>(
 ) -> Result<T, ProviderError> {
     match tokio::time::timeout(Duration::from_secs(15), call).await {
         Ok(Ok(value)) => Ok(value),
-        Ok(Err(e)) => Err(ProviderError::GitServer(format!("{url}: {e}"))),
+        Ok(Err(source)) => Err(ProviderError::Forge {
+            what: url.to_string(),
+            source,
+        }),
         Err(_) => Err(ProviderError::GitServer(format!(
             "{url}: no answer within 15s"
         ))),

@@ -39,30 +39,109 @@ pub const SUITE_LABEL: &str = "fleetbench.io/suite";
 /// Why an environment could not be provided.
 #[derive(Debug, thiserror::Error)]
 pub enum ProviderError {
-    /// The Kubernetes API server could not be started.
-    #[error("cannot start the embedded Kubernetes API server: {0}")]
-    ApiServer(String),
+    /// The Kubernetes API server could not be started. (Boxed: the server's own error
+    /// type is that crate's business.)
+    #[error("cannot start the embedded Kubernetes API server")]
+    ApiServer(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The git server could not be started.
+    #[error("cannot start the embedded git server")]
+    GitServerStart(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The git server is not usable (named, with why).
     #[error("cannot start the embedded git server: {0}")]
     GitServer(String),
-    /// The cluster does not answer.
-    #[error("cannot reach the Kubernetes API server at {url} (kubeconfig {kubeconfig}): {reason}")]
+    /// A call to the git server failed.
+    #[error("cannot start the embedded git server: {what}")]
+    Forge {
+        /// The server and the call.
+        what: String,
+        /// The forge client's error.
+        source: gitserver::forge::ForgeError,
+    },
+    /// The cluster answered with an error.
+    #[error("cannot reach the Kubernetes API server at {url} (kubeconfig {kubeconfig})")]
     Unreachable {
         /// Server URL.
         url: String,
         /// Kubeconfig used.
         kubeconfig: String,
         /// What went wrong.
-        reason: String,
+        source: kube::Error,
     },
-    /// A kubeconfig is needed and missing or invalid.
+    /// The cluster does not answer at all.
+    #[error(
+        "cannot reach the Kubernetes API server at {url} (kubeconfig {kubeconfig}): no answer within {after:?}"
+    )]
+    NoAnswer {
+        /// Server URL.
+        url: String,
+        /// Kubeconfig used.
+        kubeconfig: String,
+        /// The bound.
+        after: Duration,
+    },
+    /// A kubeconfig is needed and missing or unsuitable (named, with why).
     #[error("kubeconfig problem: {0}")]
     Kubeconfig(String),
+    /// A kubeconfig file cannot be read.
+    #[error("kubeconfig problem: cannot read {path}")]
+    KubeconfigRead {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// A kubeconfig cannot be parsed or turned into a client configuration.
+    #[error("kubeconfig problem: {origin}")]
+    KubeconfigInvalid {
+        /// Where it came from.
+        origin: String,
+        /// kube-rs's error.
+        source: kube::config::KubeconfigError,
+    },
+    /// kube-rs cannot build a client from a kubeconfig.
+    #[error("kubeconfig problem: {origin}")]
+    KubeconfigClient {
+        /// Where it came from.
+        origin: String,
+        /// kube-rs's error.
+        source: kube::Error,
+    },
+    /// A kubeconfig with a context selected cannot be written.
+    #[error("kubeconfig problem: {origin}")]
+    KubeconfigWrite {
+        /// Where it came from.
+        origin: String,
+        /// The JSON writer's error.
+        source: serde_json::Error,
+    },
+    /// A container provider's kubeconfig is unusable.
+    #[error("kubeconfig problem")]
+    ContainerKubeconfig(#[source] docker::kubeconfig::KubeconfigError),
+    /// A Cluster's name cannot name a downstream cluster of the environment.
+    #[error("downstream cluster {name:?}")]
+    DownstreamName {
+        /// The Cluster's name.
+        name: String,
+        /// Why it cannot.
+        source: docker::run::NameError,
+    },
+    /// A fault names a cluster the environment cannot have.
+    #[error(transparent)]
+    ClusterName(docker::run::NameError),
+    /// The kubeconfig Secret of a downstream cluster could not be created.
+    #[error("cannot create the kubeconfig Secret {secret}")]
+    DownstreamSecret {
+        /// The Secret (`namespace/name`, and the cluster it is for where that is not
+        /// obvious).
+        secret: String,
+        /// The API server's error.
+        source: kube::Error,
+    },
     /// The controller could not be started.
     #[error(transparent)]
     Controller(#[from] ControllerError),
     /// File system error.
-    #[error("cannot prepare {path}: {source}")]
+    #[error("cannot prepare {path}")]
     Io {
         /// The path.
         path: PathBuf,
@@ -353,7 +432,10 @@ pub async fn kube_client(
     origin: &str,
 ) -> Result<kube::Client, ProviderError> {
     let config = kube_config(kubeconfig_yaml, origin).await?;
-    kube::Client::try_from(config).map_err(|e| ProviderError::Kubeconfig(format!("{origin}: {e}")))
+    kube::Client::try_from(config).map_err(|source| ProviderError::KubeconfigClient {
+        origin: origin.to_string(),
+        source,
+    })
 }
 
 /// The client configuration [`kube_client`] uses: the kubeconfig's current context, with
@@ -362,11 +444,14 @@ pub async fn kube_config(
     kubeconfig_yaml: &str,
     origin: &str,
 ) -> Result<kube::Config, ProviderError> {
-    let kubeconfig = kube::config::Kubeconfig::from_yaml(kubeconfig_yaml)
-        .map_err(|e| ProviderError::Kubeconfig(format!("{origin}: {e}")))?;
+    let invalid = |source| ProviderError::KubeconfigInvalid {
+        origin: origin.to_string(),
+        source,
+    };
+    let kubeconfig = kube::config::Kubeconfig::from_yaml(kubeconfig_yaml).map_err(invalid)?;
     let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
         .await
-        .map_err(|e| ProviderError::Kubeconfig(format!("{origin}: {e}")))?;
+        .map_err(invalid)?;
     config.connect_timeout = Some(Duration::from_secs(10));
     config.read_timeout = Some(Duration::from_secs(295));
     Ok(config)
@@ -379,17 +464,18 @@ pub async fn check_reachable(
     url: &str,
     kubeconfig: &str,
 ) -> Result<String, ProviderError> {
-    match tokio::time::timeout(Duration::from_secs(15), client.apiserver_version()).await {
+    const BOUND: Duration = Duration::from_secs(15);
+    match tokio::time::timeout(BOUND, client.apiserver_version()).await {
         Ok(Ok(info)) => Ok(info.git_version),
-        Ok(Err(error)) => Err(ProviderError::Unreachable {
+        Ok(Err(source)) => Err(ProviderError::Unreachable {
             url: url.to_string(),
             kubeconfig: kubeconfig.to_string(),
-            reason: error.to_string(),
+            source,
         }),
-        Err(_) => Err(ProviderError::Unreachable {
+        Err(_) => Err(ProviderError::NoAnswer {
             url: url.to_string(),
             kubeconfig: kubeconfig.to_string(),
-            reason: "no answer within 15s".to_string(),
+            after: BOUND,
         }),
     }
 }

@@ -1182,19 +1182,19 @@ fn environment(out: &mut String, runs: &[LabelledRun], baseline: Option<&Labelle
             )
         }),
         ("Kubernetes API", |r| {
-            r.environment.kubernetes_version.clone().unwrap_or_default()
+            r.machine.kubernetes_version.clone().unwrap_or_default()
         }),
         ("git server", |r| {
-            r.environment.git_server_version.clone().unwrap_or_default()
+            r.machine.git_server_version.clone().unwrap_or_default()
         }),
-        ("OS", |r| r.environment.os.clone()),
-        ("kernel", |r| r.environment.kernel.clone()),
+        ("OS", |r| r.machine.os.clone()),
+        ("kernel", |r| r.machine.kernel.clone()),
         ("CPU", |r| {
-            format!("{} ({})", r.environment.cpu_model, r.environment.arch)
+            format!("{} ({})", r.machine.cpu_model, r.machine.arch)
         }),
-        ("cores", |r| r.environment.cpus.to_string()),
+        ("cores", |r| r.machine.cpus.to_string()),
         ("memory", |r| {
-            Unit::Bytes.format(r.environment.memory_bytes as f64)
+            Unit::Bytes.format(r.machine.memory_bytes as f64)
         }),
         ("duration", |r| Unit::Seconds.format(r.duration_s)),
     ];

@@ -4,7 +4,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 use fleet_api::{Cluster, ClusterGroup, ClusterGroupSpec, ClusterSpec, labels};
-use futures::StreamExt as _;
 use kube::Api;
 use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
 
@@ -53,7 +52,10 @@ pub async fn create_clusters(
             .environment
             .downstream_cluster(&namespace, &name)
             .await
-            .map_err(|e| StepError::Unsupported(format!("downstream cluster {name}: {e}")))?
+            .map_err(|source| StepError::Downstream {
+                cluster: name.clone(),
+                source: Box::new(source),
+            })?
             .map(|d| d.kubeconfig_secret);
         let cluster = Cluster {
             metadata: ObjectMeta {
@@ -317,24 +319,4 @@ pub async fn label_cluster(
         output.measurements.push((name.clone(), measurement));
     }
     Ok(output)
-}
-
-/// Creates many objects concurrently (bounded), failing on the first error.
-pub async fn create_all<T, F, Fut>(
-    items: Vec<T>,
-    concurrency: usize,
-    task: &Task,
-    create: F,
-) -> Result<(), StepError>
-where
-    F: Fn(T) -> Fut,
-    Fut: Future<Output = Result<(), StepError>>,
-{
-    let mut stream =
-        futures::stream::iter(items.into_iter().map(create)).buffer_unordered(concurrency);
-    while let Some(result) = stream.next().await {
-        result?;
-        task.inc(1);
-    }
-    Ok(())
 }

@@ -388,7 +388,7 @@ pub async fn commit(
                     );
                 }
             }
-            Err(error) => failures.push(error.to_string()),
+            Err(error) => failures.push(crate::error_text(&error)),
         }
     }
     // What cannot be matched to a commit is not expected of it.

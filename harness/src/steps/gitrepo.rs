@@ -9,7 +9,8 @@ use gitserver::forge::types::CreateHookOption;
 use kube::Api;
 use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
 
-use super::cluster::{create_all, ensure_namespace, ownership_labels};
+use super::batch::create_or_patch_all;
+use super::cluster::{ensure_namespace, ownership_labels};
 use super::collect::{collect, write_counts};
 use super::quiet::until_quiet;
 use super::world::GitRepoInfo;
@@ -98,7 +99,7 @@ pub async fn create_gitrepos(
                 )
             })
             .collect();
-        create_all(repos, CONCURRENCY, &task, |(owner, name)| {
+        create_or_patch_all(repos, CONCURRENCY, &task, |(owner, name)| {
             let forge = forge.clone();
             let url = url.clone();
             async move {
@@ -177,7 +178,7 @@ pub async fn create_gitrepos(
         format!("{label}: create GitRepos"),
         Some(objects.len() as u64),
     );
-    create_all(objects, CONCURRENCY, &task, |(name, object)| {
+    create_or_patch_all(objects, CONCURRENCY, &task, |(name, object)| {
         let api = api.clone();
         let created_at = &created_at;
         let namespace = namespace.clone();
@@ -311,7 +312,7 @@ fn plan_edit(
     targets: &[Target],
     state: &State,
     namespace: &str,
-) -> Result<EditPlan, String> {
+) -> Result<EditPlan, Mismatch> {
     let after = world.clusters_for(targets);
     let mut plan = EditPlan::default();
     let mut problems = Vec::new();
@@ -390,8 +391,16 @@ fn plan_edit(
     if problems.is_empty() {
         Ok(plan)
     } else {
-        Err(problems.join("; "))
+        Err(Mismatch { problems })
     }
+}
+
+/// What exists before an edit of targets differs from what the targets select.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", problems.join("; "))]
+struct Mismatch {
+    /// One line per GitRepo that differs.
+    problems: Vec<String>,
 }
 
 fn first_few(items: &[String]) -> String {
@@ -472,7 +481,7 @@ pub async fn edit_targets(
     let edited_at: parking_lot::Mutex<BTreeMap<String, Instant>> =
         parking_lot::Mutex::new(BTreeMap::new());
     let task = Task::start(format!("{label}: edit targets"), Some(count as u64));
-    create_all(edited.clone(), CONCURRENCY, &task, |gitrepo| {
+    create_or_patch_all(edited.clone(), CONCURRENCY, &task, |gitrepo| {
         let api = api.clone();
         let patch = patch.clone();
         let edited_at = &edited_at;
@@ -682,6 +691,7 @@ mod tests {
     }
 
     fn plan(state: &State) -> Result<EditPlan, String> {
+        // As text: what the step's error says.
         let world = world();
         plan_edit(
             &world,
@@ -690,6 +700,7 @@ mod tests {
             state,
             "ws",
         )
+        .map_err(|mismatch| mismatch.to_string())
     }
 
     #[test]

@@ -40,7 +40,7 @@ async fn inject(ctx: &Context<'_>, fault: Fault) -> Result<StepOutput, StepError
     ctx.environment
         .fault(&fault)
         .await
-        .map_err(|e| StepError::Unsupported(e.to_string()))?;
+        .map_err(|error| StepError::Environment(Box::new(error)))?;
     Ok(StepOutput {
         message: format!("{fault} ({:.1}s)", started.elapsed().as_secs_f64()),
         ..StepOutput::default()

@@ -7,6 +7,7 @@
 //! while a setup step that runs out of time stops the suite, since nothing after it would
 //! mean anything.
 
+mod batch;
 mod cluster;
 mod collect;
 mod git;
@@ -36,7 +37,7 @@ pub use world::World;
 #[derive(Debug, thiserror::Error)]
 pub enum StepError {
     /// A Kubernetes API call failed.
-    #[error("{action}: {source}")]
+    #[error("{action}")]
     Kube {
         /// What was being done.
         action: String,
@@ -44,7 +45,7 @@ pub enum StepError {
         source: kube::Error,
     },
     /// A forge API call failed.
-    #[error("{action}: {source}")]
+    #[error("{action}")]
     Forge {
         /// What was being done.
         action: String,
@@ -67,6 +68,18 @@ pub enum StepError {
     /// The environment lacks something the step needs.
     #[error("{0}")]
     Unsupported(String),
+    /// The environment could not do what the step asked of it (boxed: a provider's
+    /// error is large, and steps return errors on every path).
+    #[error(transparent)]
+    Environment(Box<crate::provider::ProviderError>),
+    /// The environment could not make a downstream cluster for a registered Cluster.
+    #[error("downstream cluster {cluster}")]
+    Downstream {
+        /// The Cluster's name.
+        cluster: String,
+        /// The environment's error.
+        source: Box<crate::provider::ProviderError>,
+    },
     /// The API server's metrics could not be read.
     #[error(transparent)]
     Metrics(#[from] MetricsError),

@@ -369,11 +369,14 @@ mod tests {
                 Ok(totals(calls))
             } else {
                 Err(StepError::Metrics(
-                    crate::measure::metrics::MetricsError::Scrape("connection refused".into()),
+                    crate::measure::metrics::MetricsError::NoAnswer {
+                        address: String::new(),
+                        after: Duration::from_secs(5),
+                    },
                 ))
             })
         };
         let error = wait(source, EVERY_WRITE, 60).await.unwrap_err();
-        assert!(error.to_string().contains("connection refused"), "{error}");
+        assert!(error.to_string().contains("no answer within 5s"), "{error}");
     }
 }

@@ -8,7 +8,7 @@ use fleet_api::{BundleDeployment, labels};
 use kube::Api;
 use kube::api::{Patch, PatchParams};
 
-use super::cluster::create_all;
+use super::batch::create_or_patch_all;
 use super::{Context, StepError, StepOutput};
 use crate::measure::metrics::count_writes;
 use crate::measure::recorder::Kind;
@@ -133,7 +133,7 @@ pub async fn status_burst(
         );
         let client = ctx.kube.clone();
         let held_back = &held_back;
-        create_all(
+        create_or_patch_all(
             deployments.clone(),
             CONCURRENCY,
             &task,

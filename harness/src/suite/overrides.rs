@@ -28,7 +28,7 @@ pub struct Override {
 }
 
 /// Why an override could not be applied.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum OverrideError {
     /// The argument is not `key=value`.
     #[error("invalid --set {0:?}: expected key=value, e.g. --set scale.gitrepos=30")]
@@ -51,7 +51,17 @@ pub enum OverrideError {
         /// What was not found.
         at: String,
     },
-    /// The overridden suite is not valid.
+    /// The overridden suite does not read back as a suite (a wrong type, an unknown name).
+    #[error("--set {text:?} makes suite {suite:?} invalid")]
+    Rejected {
+        /// The argument.
+        text: String,
+        /// The suite.
+        suite: String,
+        /// Why it does not read back.
+        source: std::sync::Arc<serde_json::Error>,
+    },
+    /// The overridden suite reads back, but is not consistent.
     #[error("--set {text:?} makes suite {suite:?} invalid: {reason}")]
     Invalid {
         /// The argument.
@@ -117,12 +127,13 @@ impl Override {
 pub fn apply_overrides(suite: &Suite, overrides: &[Override]) -> Result<Suite, OverrideError> {
     let mut current = suite.clone();
     for item in overrides.iter().filter(|o| o.applies_to(&suite.name)) {
-        let mut tree = serde_json::to_value(&current).map_err(|error| OverrideError::Invalid {
+        let rejected = |source| OverrideError::Rejected {
             text: item.text.clone(),
             suite: suite.name.clone(),
-            reason: error.to_string(),
-        })?;
-        let matched = set_path(&mut tree, &item.path, &item.value).map_err(|at| {
+            source: std::sync::Arc::new(source),
+        };
+        let mut tree = serde_json::to_value(&current).map_err(rejected)?;
+        let matched = set_path(&mut tree, &item.path, &item.value).map_err(|NotFound(at)| {
             OverrideError::NoSuchField {
                 text: item.text.clone(),
                 suite: suite.name.clone(),
@@ -135,15 +146,24 @@ pub fn apply_overrides(suite: &Suite, overrides: &[Override]) -> Result<Suite, O
             suite: suite.name.clone(),
             reason,
         };
-        current = serde_json::from_value(tree).map_err(|error| invalid(error.to_string()))?;
+        current = serde_json::from_value(tree).map_err(rejected)?;
         validate(&current)
             .map_err(|problem| invalid(format!("{}: {}", problem.field, problem.message)))?;
     }
     Ok(current)
 }
 
+/// The part of an override's path that leads nowhere, as the message names it.
+struct NotFound(String);
+
+impl NotFound {
+    fn under(self, head: &str) -> NotFound {
+        NotFound(format!("{head}.{}", self.0))
+    }
+}
+
 /// Sets `value` at `path`; returns how many places were set, or what was not found.
-fn set_path(node: &mut Value, path: &[String], value: &Value) -> Result<usize, String> {
+fn set_path(node: &mut Value, path: &[String], value: &Value) -> Result<usize, NotFound> {
     let Some((head, rest)) = path.split_first() else {
         *node = value.clone();
         return Ok(1);
@@ -155,7 +175,7 @@ fn set_path(node: &mut Value, path: &[String], value: &Value) -> Result<usize, S
                 return Ok(1);
             }
             match map.get_mut(head) {
-                Some(child) => set_path(child, rest, value).map_err(|at| format!("{head}.{at}")),
+                Some(child) => set_path(child, rest, value).map_err(|at| at.under(head)),
                 None => {
                     // A missing optional section (skipped when empty): create it, and let
                     // deserialisation reject names that are not fields.
@@ -171,30 +191,30 @@ fn set_path(node: &mut Value, path: &[String], value: &Value) -> Result<usize, S
                 let length = items.len();
                 let child = items
                     .get_mut(index)
-                    .ok_or_else(|| format!("element {index} (the list has {length})"))?;
-                return set_path(child, rest, value).map_err(|at| format!("{head}.{at}"));
+                    .ok_or_else(|| NotFound(format!("element {index} (the list has {length})")))?;
+                return set_path(child, rest, value).map_err(|at| at.under(head));
             }
             let mut count = 0;
             for item in items.iter_mut() {
                 let by_name = item.get("name").and_then(Value::as_str) == Some(head.as_str());
                 if by_name {
-                    count += set_path(item, rest, value).map_err(|at| format!("{head}.{at}"))?;
+                    count += set_path(item, rest, value).map_err(|at| at.under(head))?;
                 } else if let Some(inner) = item.get_mut(head.as_str()) {
                     // A step: `steps.commit.timeout` addresses every commit step.
-                    count += set_path(inner, rest, value).map_err(|at| format!("{head}.{at}"))?;
+                    count += set_path(inner, rest, value).map_err(|at| at.under(head))?;
                 }
             }
             if count == 0 {
-                Err(format!(
+                Err(NotFound(format!(
                     "{head} (no element of this list has that name or step action)"
-                ))
+                )))
             } else {
                 Ok(count)
             }
         }
-        _ => Err(format!(
+        _ => Err(NotFound(format!(
             "field {head:?} (the value there is not a map or list)"
-        )),
+        ))),
     }
 }
 
@@ -272,8 +292,9 @@ slos:
     #[test]
     fn rejects_unknown_fields_bad_values_and_invalid_results() {
         let error = apply(&["scale.gitrepoz=3"]).unwrap_err();
-        assert!(matches!(error, OverrideError::Invalid { .. }), "{error}");
-        assert!(error.to_string().contains("gitrepoz"), "{error}");
+        assert!(matches!(error, OverrideError::Rejected { .. }), "{error}");
+        let text = crate::error_text(&error);
+        assert!(text.contains("gitrepoz"), "{text}");
         let error = apply(&["slos.slow.max=5s"]).unwrap_err();
         assert!(
             matches!(error, OverrideError::NoSuchField { .. }),

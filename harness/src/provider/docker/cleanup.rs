@@ -26,7 +26,7 @@ pub const SWEEP_TIMEOUT: Duration = Duration::from_secs(60);
 #[derive(Debug, thiserror::Error)]
 pub enum CleanupError {
     /// Listing objects failed.
-    #[error("cannot list {what} labelled {selector}: {source}")]
+    #[error("cannot list {what} labelled {selector}")]
     List {
         /// Containers, networks or volumes.
         what: &'static str,
@@ -44,6 +44,15 @@ pub enum CleanupError {
     /// The sweep took longer than [`SWEEP_TIMEOUT`].
     #[error("cleanup did not finish within {0:?}")]
     Timeout(Duration),
+    /// No runtime for a cleanup outside one.
+    #[error("cannot start a cleanup runtime")]
+    Runtime(#[source] std::io::Error),
+    /// No thread for a cleanup outside a runtime.
+    #[error("cannot start a cleanup thread")]
+    Thread(#[source] std::io::Error),
+    /// The cleanup thread panicked.
+    #[error("the cleanup thread panicked")]
+    Panicked,
     /// No engine to clean up with.
     #[error(transparent)]
     Engine(#[from] super::engine::EngineError),
@@ -344,7 +353,7 @@ pub async fn sweep_abandoned(docker: &Docker) -> Result<Vec<RunId>, CleanupError
 /// Sweeps `run` from a thread of its own (with its own runtime and engine client), waiting
 /// at most [`SWEEP_TIMEOUT`]. For `Drop`: works during a panic, outside any runtime, and
 /// on a single-threaded runtime.
-pub fn sweep_blocking(run: &RunId) -> Result<Leftovers, String> {
+pub fn sweep_blocking(run: &RunId) -> Result<Leftovers, CleanupError> {
     let run = run.clone();
     let worker = std::thread::Builder::new()
         .name(format!("fleetbench-cleanup-{run}"))
@@ -352,21 +361,15 @@ pub fn sweep_blocking(run: &RunId) -> Result<Leftovers, String> {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
-                .map_err(|e| format!("cannot start a cleanup runtime: {e}"))?;
+                .map_err(CleanupError::Runtime)?;
             runtime.block_on(async move {
                 let host = super::engine::DockerHost::from_env();
-                let docker = super::engine::connect(&host)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                sweep(&docker, &Selector::Run(run))
-                    .await
-                    .map_err(|e| e.to_string())
+                let docker = super::engine::connect(&host).await?;
+                sweep(&docker, &Selector::Run(run)).await
             })
         })
-        .map_err(|e| format!("cannot start a cleanup thread: {e}"))?;
-    worker
-        .join()
-        .map_err(|_| "the cleanup thread panicked".to_string())?
+        .map_err(CleanupError::Thread)?;
+    worker.join().map_err(|_| CleanupError::Panicked)?
 }
 
 #[cfg(test)]

@@ -69,6 +69,28 @@ pub enum EngineError {
         /// What went wrong.
         reason: String,
     },
+    /// Something answers, or not, at the engine's address, and talking to it failed.
+    #[error(
+        "no Docker engine at {host}: {what} (start the Docker daemon, or set DOCKER_HOST; the docker provider needs one, the embedded provider does not)"
+    )]
+    Connect {
+        /// Where we looked.
+        host: String,
+        /// What was being done.
+        what: String,
+        /// The transport's error.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The engine's answer to `/version` could not be read as one.
+    #[error("the Docker engine at {host} answered GET /version unexpectedly: {what}")]
+    Unreadable {
+        /// Where.
+        host: String,
+        /// What could not be done with it.
+        what: String,
+        /// The error.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// The engine answered `/version` with something we cannot read.
     #[error("the Docker engine at {host} answered GET /version unexpectedly: {reason}")]
     BadAnswer {
@@ -92,7 +114,7 @@ pub enum EngineError {
         required: ApiVersion,
     },
     /// bollard could not build a client or negotiate a version.
-    #[error("cannot set up a Docker client for {host}: {source}")]
+    #[error("cannot set up a Docker client for {host}")]
     Client {
         /// Where.
         host: String,
@@ -260,18 +282,24 @@ pub async fn query_version(
         host: name.clone(),
         reason,
     };
+    let connect =
+        |what: String, source: Box<dyn std::error::Error + Send + Sync>| EngineError::Connect {
+            host: name.clone(),
+            what,
+            source,
+        };
     let answer = tokio::time::timeout(timeout, async {
         match host {
             DockerHost::Unix(path) => {
                 let stream = tokio::net::UnixStream::connect(path).await.map_err(|e| {
-                    unreachable(format!("cannot connect to {}: {e}", path.display()))
+                    connect(format!("cannot connect to {}", path.display()), e.into())
                 })?;
                 get_version(TokioIo::new(stream), &name).await
             }
             DockerHost::Tcp(addr) => {
                 let stream = tokio::net::TcpStream::connect(addr.as_str())
                     .await
-                    .map_err(|e| unreachable(format!("cannot connect to {addr}: {e}")))?;
+                    .map_err(|e| connect(format!("cannot connect to {addr}"), e.into()))?;
                 get_version(TokioIo::new(stream), &name).await
             }
             DockerHost::Other(_) => {
@@ -285,7 +313,7 @@ pub async fn query_version(
                 docker
                     .version()
                     .await
-                    .map_err(|e| unreachable(e.to_string()))
+                    .map_err(|e| connect("GET /version failed".to_string(), e.into()))
             }
         }
     })
@@ -298,42 +326,46 @@ async fn get_version<IO>(io: IO, host: &str) -> Result<SystemVersion, EngineErro
 where
     IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
-    let unreachable = |reason: String| EngineError::Unreachable {
-        host: host.to_string(),
-        reason,
-    };
-    let bad = |reason: String| EngineError::BadAnswer {
-        host: host.to_string(),
-        reason,
-    };
+    let connect =
+        |what: &str, source: Box<dyn std::error::Error + Send + Sync>| EngineError::Connect {
+            host: host.to_string(),
+            what: what.to_string(),
+            source,
+        };
+    let unreadable =
+        |what: &str, source: Box<dyn std::error::Error + Send + Sync>| EngineError::Unreadable {
+            host: host.to_string(),
+            what: what.to_string(),
+            source,
+        };
     let (mut sender, connection) = hyper::client::conn::http1::handshake(io)
         .await
-        .map_err(|e| unreachable(format!("HTTP handshake failed: {e}")))?;
+        .map_err(|e| connect("HTTP handshake failed", e.into()))?;
     let driver = tokio::spawn(connection);
     let request = http::Request::get("/version")
         .header(http::header::HOST, "docker")
         .header(http::header::USER_AGENT, "fleetbench-preflight")
         .body(Empty::<Bytes>::new())
-        .map_err(|e| bad(e.to_string()))?;
+        .map_err(|e| unreadable("cannot build the request", e.into()))?;
     let response = sender
         .send_request(request)
         .await
-        .map_err(|e| unreachable(format!("GET /version failed: {e}")))?;
+        .map_err(|e| connect("GET /version failed", e.into()))?;
     let status = response.status();
     let body = response
         .into_body()
         .collect()
         .await
-        .map_err(|e| unreachable(format!("reading the /version answer: {e}")))?
+        .map_err(|e| connect("reading the /version answer", e.into()))?
         .to_bytes();
     driver.abort();
     if !status.is_success() {
-        return Err(bad(format!(
-            "HTTP {status}: {}",
-            String::from_utf8_lossy(&body).trim()
-        )));
+        return Err(EngineError::BadAnswer {
+            host: host.to_string(),
+            reason: format!("HTTP {status}: {}", String::from_utf8_lossy(&body).trim()),
+        });
     }
-    serde_json::from_slice(&body).map_err(|e| bad(format!("not a version document: {e}")))
+    serde_json::from_slice(&body).map_err(|e| unreadable("not a version document", e.into()))
 }
 
 /// A bollard client for `host` that negotiated the engine's API version.

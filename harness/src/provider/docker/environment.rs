@@ -259,7 +259,12 @@ impl DockerEnvironment {
                 );
             }
             Ok(_) => {}
-            Err(error) => tracing::warn!(%error, "could not check for abandoned runs"),
+            Err(error) => {
+                tracing::warn!(
+                    error = %crate::error_text(&error),
+                    "could not check for abandoned runs"
+                );
+            }
         }
         let run = RunId::random();
         let network = network::create(&engine.docker, &run).await?;
@@ -374,7 +379,7 @@ impl DockerEnvironment {
                 Ok(bytes) if !bytes.is_empty() => {
                     return String::from_utf8(bytes).map_err(|e| DockerError::Kubeconfig {
                         container: started.name.clone(),
-                        source: kubeconfig::KubeconfigError::Parse(e.to_string()),
+                        source: kubeconfig::KubeconfigError::NotUtf8(e),
                     });
                 }
                 outcome => {
@@ -383,7 +388,9 @@ impl DockerEnvironment {
                             what: format!(
                                 "{KUBECONFIG_OUT} in {} ({})",
                                 started.name,
-                                outcome.err().unwrap_or_else(|| "empty".to_string())
+                                outcome
+                                    .err()
+                                    .map_or_else(|| "empty".to_string(), |e| crate::error_text(&e))
                             ),
                             after: self.settings.startup_timeout,
                             output: started.log.text(),
@@ -666,7 +673,7 @@ impl DockerEnvironment {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(2))
             .build()
-            .map_err(|e| DockerError::Http(e.to_string()))?;
+            .map_err(DockerError::Http)?;
         let timeout = self.settings.startup_timeout;
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
@@ -713,7 +720,7 @@ impl DockerEnvironment {
         for container in started {
             let name = container.name.clone();
             if let Err(error) = container.container.rm().await {
-                failures.push(format!("{name}: {error}"));
+                failures.push(format!("{name}: {}", crate::error_text(&error)));
             }
         }
         let selector = Selector::Run(self.placement.run.clone());
@@ -734,7 +741,11 @@ impl DockerEnvironment {
 
 /// The content of the regular file at `path` in `container` (through the negotiated
 /// client: testcontainers' own copy is not `Send`, and environments are used across tasks).
-pub async fn read_file(docker: &Docker, container: &str, path: &str) -> Result<Vec<u8>, String> {
+pub async fn read_file(
+    docker: &Docker,
+    container: &str,
+    path: &str,
+) -> Result<Vec<u8>, ReadFileError> {
     use futures::StreamExt as _;
     use tokio::io::AsyncReadExt as _;
 
@@ -743,25 +754,60 @@ pub async fn read_file(docker: &Docker, container: &str, path: &str) -> Result<V
         .build();
     let mut stream = docker.download_from_container(container, Some(options));
     let mut archive = Vec::new();
+    let engine = |source| ReadFileError::Engine {
+        path: path.to_string(),
+        source,
+    };
+    let archive_error = |source| ReadFileError::Archive {
+        path: path.to_string(),
+        source,
+    };
     while let Some(chunk) = stream.next().await {
-        archive.extend_from_slice(&chunk.map_err(|e| format!("reading {path}: {e}"))?);
+        archive.extend_from_slice(&chunk.map_err(engine)?);
     }
     let mut archive = tokio_tar::Archive::new(archive.as_slice());
-    let mut entries = archive
-        .entries()
-        .map_err(|e| format!("reading {path}: {e}"))?;
+    let mut entries = archive.entries().map_err(archive_error)?;
     while let Some(entry) = entries.next().await {
-        let mut entry = entry.map_err(|e| format!("reading {path}: {e}"))?;
+        let mut entry = entry.map_err(archive_error)?;
         if entry.header().entry_type().is_file() {
             let mut content = Vec::new();
             entry
                 .read_to_end(&mut content)
                 .await
-                .map_err(|e| format!("reading {path}: {e}"))?;
+                .map_err(archive_error)?;
             return Ok(content);
         }
     }
-    Err(format!("{path} is not a regular file"))
+    Err(ReadFileError::NotAFile {
+        path: path.to_string(),
+    })
+}
+
+/// Why a file could not be read out of a container.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadFileError {
+    /// The engine's copy of it failed.
+    #[error("reading {path}")]
+    Engine {
+        /// The file.
+        path: String,
+        /// The engine's error.
+        source: bollard::errors::Error,
+    },
+    /// The archive the engine sent cannot be read.
+    #[error("reading {path}")]
+    Archive {
+        /// The file.
+        path: String,
+        /// The archive reader's error.
+        source: std::io::Error,
+    },
+    /// It is there, but not as a regular file.
+    #[error("{path} is not a regular file")]
+    NotAFile {
+        /// The file.
+        path: String,
+    },
 }
 
 impl Drop for DockerEnvironment {
@@ -791,7 +837,7 @@ impl Drop for DockerEnvironment {
             Ok(_) => {}
             Err(error) => tracing::error!(
                 run = %self.placement.run,
-                %error,
+                error = %crate::error_text(&error),
                 "could not remove the docker environment; run images/cleanup.sh"
             ),
         }

@@ -29,12 +29,12 @@ pub enum ImageError {
         remedy: String,
     },
     /// The engine could not say.
-    #[error("cannot look up Docker image {image}: {reason}")]
+    #[error("cannot look up Docker image {image}")]
     Lookup {
         /// The reference.
         image: String,
-        /// What went wrong.
-        reason: String,
+        /// The engine's error.
+        source: bollard::errors::Error,
     },
 }
 
@@ -126,18 +126,18 @@ impl ImageSet {
 #[async_trait]
 pub trait ImageLookup: Send + Sync {
     /// `Ok(false)` when the engine does not have `reference`.
-    async fn is_present(&self, reference: &str) -> Result<bool, String>;
+    async fn is_present(&self, reference: &str) -> Result<bool, bollard::errors::Error>;
 }
 
 #[async_trait]
 impl ImageLookup for Docker {
-    async fn is_present(&self, reference: &str) -> Result<bool, String> {
+    async fn is_present(&self, reference: &str) -> Result<bool, bollard::errors::Error> {
         match self.inspect_image(reference).await {
             Ok(_) => Ok(true),
             Err(bollard::errors::Error::DockerResponseServerError {
                 status_code: 404, ..
             }) => Ok(false),
-            Err(error) => Err(error.to_string()),
+            Err(error) => Err(error),
         }
     }
 }
@@ -154,10 +154,10 @@ pub async fn require(
         match lookup.is_present(reference).await {
             Ok(true) => {}
             Ok(false) => missing.push(reference.clone()),
-            Err(reason) => {
+            Err(source) => {
                 return Err(ImageError::Lookup {
                     image: reference.clone(),
-                    reason,
+                    source,
                 });
             }
         }
@@ -184,7 +184,7 @@ pub(crate) mod tests {
 
     #[async_trait]
     impl ImageLookup for FakeImages {
-        async fn is_present(&self, reference: &str) -> Result<bool, String> {
+        async fn is_present(&self, reference: &str) -> Result<bool, bollard::errors::Error> {
             Ok(self.0.contains(reference))
         }
     }

@@ -13,21 +13,27 @@ use kube::config::Kubeconfig;
 #[derive(Debug, thiserror::Error)]
 pub enum KubeconfigError {
     /// Not a kubeconfig.
-    #[error("not a valid kubeconfig: {0}")]
-    Parse(String),
+    #[error("not a valid kubeconfig")]
+    Parse(#[source] kube::config::KubeconfigError),
+    /// Not text.
+    #[error("not a valid kubeconfig")]
+    NotUtf8(#[source] std::string::FromUtf8Error),
     /// It has no current context, or the context names no cluster it defines.
     #[error("the kubeconfig has no usable current context: {0}")]
     NoCurrentCluster(String),
     /// Writing YAML failed.
-    #[error("cannot write the kubeconfig as YAML: {0}")]
-    Serialize(String),
-    /// kube-rs cannot build a client from it.
-    #[error("cannot build a Kubernetes client from the kubeconfig: {0}")]
-    Client(String),
+    #[error("cannot write the kubeconfig as YAML")]
+    Serialize(#[source] serde_saphyr::SerializeError),
+    /// kube-rs cannot read a client configuration from it.
+    #[error("cannot build a Kubernetes client from the kubeconfig")]
+    ClientConfig(#[source] kube::config::KubeconfigError),
+    /// kube-rs cannot build a client from that configuration.
+    #[error("cannot build a Kubernetes client from the kubeconfig")]
+    Client(#[source] kube::Error),
 }
 
 fn parse(yaml: &str) -> Result<Kubeconfig, KubeconfigError> {
-    Kubeconfig::from_yaml(yaml).map_err(|e| KubeconfigError::Parse(e.to_string()))
+    Kubeconfig::from_yaml(yaml).map_err(KubeconfigError::Parse)
 }
 
 fn current_cluster_name(config: &Kubeconfig) -> Result<String, KubeconfigError> {
@@ -76,7 +82,7 @@ pub fn with_server(yaml: &str, server: &str) -> Result<String, KubeconfigError> 
             KubeconfigError::NoCurrentCluster(format!("cluster {cluster_name:?} is not defined"))
         })?;
     cluster.server = Some(server.to_string());
-    serde_saphyr::to_string(&config).map_err(|e| KubeconfigError::Serialize(e.to_string()))
+    serde_saphyr::to_string(&config).map_err(KubeconfigError::Serialize)
 }
 
 /// A kube-rs client for the kubeconfig's current context, with bounded connects and reads.
@@ -87,10 +93,10 @@ pub async fn client(yaml: &str) -> Result<kube::Client, KubeconfigError> {
     let config = parse(yaml)?;
     let mut config = kube::Config::from_custom_kubeconfig(config, &Default::default())
         .await
-        .map_err(|e| KubeconfigError::Client(e.to_string()))?;
+        .map_err(KubeconfigError::ClientConfig)?;
     config.connect_timeout = Some(std::time::Duration::from_secs(10));
     config.read_timeout = Some(std::time::Duration::from_secs(295));
-    kube::Client::try_from(config).map_err(|e| KubeconfigError::Client(e.to_string()))
+    kube::Client::try_from(config).map_err(KubeconfigError::Client)
 }
 
 #[cfg(test)]

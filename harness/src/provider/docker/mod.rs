@@ -51,7 +51,10 @@ pub enum DockerError {
     #[error(transparent)]
     Cleanup(#[from] cleanup::CleanupError),
     /// A container did not start or become ready.
-    #[error("container {container} did not start: {source}\n--- its last output ---\n{output}")]
+    // The output goes before the cause, which error_text appends.
+    #[error(
+        "container {container} did not start\n--- its last output ---\n{output}\n--- why it did not start"
+    )]
     Start {
         /// The container.
         container: String,
@@ -61,7 +64,7 @@ pub enum DockerError {
         output: String,
     },
     /// Stopping or starting a container failed.
-    #[error("cannot {action} container {container}: {source}")]
+    #[error("cannot {action} container {container}")]
     Container {
         /// What was being done.
         action: &'static str,
@@ -81,7 +84,7 @@ pub enum DockerError {
         output: String,
     },
     /// A kubeconfig read from a container is unusable.
-    #[error("kubeconfig of {container}: {source}")]
+    #[error("kubeconfig of {container}")]
     Kubeconfig {
         /// The container.
         container: String,
@@ -89,10 +92,10 @@ pub enum DockerError {
         source: kubeconfig::KubeconfigError,
     },
     /// No free local port.
-    #[error("cannot find a free port on 127.0.0.1: {0}")]
-    Port(std::io::Error),
+    #[error("cannot find a free port on 127.0.0.1")]
+    Port(#[source] std::io::Error),
     /// A file could not be written.
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}")]
     Io {
         /// The file.
         path: std::path::PathBuf,
@@ -100,8 +103,8 @@ pub enum DockerError {
         source: std::io::Error,
     },
     /// An HTTP client could not be built.
-    #[error("cannot build an HTTP client: {0}")]
-    Http(String),
+    #[error("cannot build an HTTP client")]
+    Http(#[source] reqwest::Error),
     /// A component is needed that was not started.
     #[error("{0} is not started")]
     NotStarted(&'static str),

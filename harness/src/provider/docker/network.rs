@@ -24,7 +24,7 @@ pub enum NetworkError {
         network: String,
     },
     /// The engine refused or failed the call.
-    #[error("cannot {action} network {network}: {source}")]
+    #[error("cannot {action} network {network}")]
     Engine {
         /// What was being done.
         action: String,

@@ -81,8 +81,8 @@ pub fn controller_args(launch: &ControllerLaunch) -> Vec<String> {
     args
 }
 
-/// What the environment and its controller handle share.
-struct Shared {
+/// A suite's docker environment as its handle and its controller's handle both reach it.
+struct DockerEnvState {
     environment: Mutex<Option<DockerEnvironment>>,
     /// The suite's agent mode, known once the controller starts.
     agent: parking_lot::Mutex<Option<AgentMode>>,
@@ -90,7 +90,7 @@ struct Shared {
     controller_held_down: AtomicBool,
 }
 
-impl Shared {
+impl DockerEnvState {
     /// The environment, unless it was torn down.
     async fn environment(
         &self,
@@ -102,7 +102,7 @@ impl Shared {
 
 /// A suite's docker environment.
 pub struct DockerEnv {
-    shared: Arc<Shared>,
+    shared: Arc<DockerEnvState>,
     endpoints: Endpoints,
     kube: kube::Client,
     /// This machine's address on the run's network, where the controller container
@@ -174,10 +174,10 @@ impl Provider for DockerProvider {
         };
         let kube = kubeconfig::client(&management.kubeconfig_host)
             .await
-            .map_err(|e| ProviderError::Kubeconfig(e.to_string()))?;
+            .map_err(ProviderError::ContainerKubeconfig)?;
         tracing::info!(suite = %spec.suite, run = %environment.run(), "docker environment ready");
         Ok(Box::new(DockerEnv {
-            shared: Arc::new(Shared {
+            shared: Arc::new(DockerEnvState {
                 environment: Mutex::new(Some(environment)),
                 agent: parking_lot::Mutex::new(None),
                 controller_held_down: AtomicBool::new(false),
@@ -263,9 +263,12 @@ impl Environment for DockerEnv {
         if *self.shared.agent.lock() != Some(AgentMode::Apply) {
             return Ok(None);
         }
-        let cluster: ClusterName = name.parse().map_err(|e: super::run::NameError| {
-            ProviderError::Unsupported(format!("downstream cluster {name:?}: {e}"))
-        })?;
+        let cluster: ClusterName =
+            name.parse()
+                .map_err(|source| ProviderError::DownstreamName {
+                    name: name.to_string(),
+                    source,
+                })?;
         let secret = {
             let mut environment = self.shared.environment().await?;
             let secret = environment
@@ -281,10 +284,9 @@ impl Environment for DockerEnv {
         secrets
             .create(&PostParams::default(), &secret)
             .await
-            .map_err(|e| {
-                ProviderError::Unsupported(format!(
-                    "cannot create the kubeconfig Secret {namespace}/{secret_name}: {e}"
-                ))
+            .map_err(|source| ProviderError::DownstreamSecret {
+                secret: format!("{namespace}/{secret_name}"),
+                source,
             })?;
         Ok(Some(DownstreamCluster {
             kubeconfig_secret: secret_name,
@@ -294,7 +296,7 @@ impl Environment for DockerEnv {
     async fn fault(&self, fault: &Fault) -> Result<(), ProviderError> {
         let cluster = |name: &str| {
             name.parse::<ClusterName>()
-                .map_err(|e| ProviderError::Unsupported(e.to_string()))
+                .map_err(ProviderError::ClusterName)
         };
         let environment = self.shared.environment().await?;
         match fault {
@@ -332,7 +334,7 @@ impl Environment for DockerEnv {
 async fn watch_controller(
     docker: bollard::Docker,
     container: String,
-    shared: Arc<Shared>,
+    shared: Arc<DockerEnvState>,
     died: Arc<parking_lot::Mutex<Option<String>>>,
 ) {
     loop {
@@ -354,7 +356,7 @@ async fn watch_controller(
 
 /// The controller in its container, as the runner sees it.
 struct DockerController {
-    shared: Arc<Shared>,
+    shared: Arc<DockerEnvState>,
     address: std::net::SocketAddr,
     webhook_url: String,
     log: PathBuf,
@@ -400,7 +402,7 @@ impl RunningController for DockerController {
         if let Some(environment) = guard.as_mut()
             && let Err(error) = environment.remove_controller().await
         {
-            tracing::warn!(%error, "removing the controller container");
+            tracing::warn!(error = %crate::error_text(&error), "removing the controller container");
         }
     }
 }

@@ -22,16 +22,30 @@ pub const KIND_API_VERSION: &str = "kind.x-k8s.io/v1alpha4";
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error(
-        "cannot read kind config {path}: {source} (set {CONFIGS_ENV} to the kind-configs directory)"
-    )]
+    #[error("cannot read kind config {path} (set {CONFIGS_ENV} to the kind-configs directory)")]
     Read {
         /// The file.
         path: PathBuf,
         /// The error.
         source: std::io::Error,
     },
-    /// It is not a kind cluster config.
+    /// It is not YAML.
+    #[error("{origin} is not a kind cluster config")]
+    Yaml {
+        /// Where it came from.
+        origin: String,
+        /// The YAML parser's error (boxed: it carries the snippet it points at).
+        source: Box<serde_saphyr::Error>,
+    },
+    /// Its rendering cannot be written as YAML.
+    #[error("cannot render {origin} as YAML")]
+    Render {
+        /// Where it came from.
+        origin: String,
+        /// The YAML writer's error.
+        source: serde_saphyr::SerializeError,
+    },
+    /// It is YAML, but not a kind cluster config.
     #[error("{origin} is not a kind cluster config: {reason}")]
     Invalid {
         /// Where it came from.
@@ -127,7 +141,11 @@ pub fn render(
         origin: origin.to_string(),
         reason,
     };
-    let mut config: Value = serde_saphyr::from_str(template).map_err(|e| invalid(e.to_string()))?;
+    let mut config: Value =
+        serde_saphyr::from_str(template).map_err(|source| ConfigError::Yaml {
+            origin: origin.to_string(),
+            source: Box::new(source),
+        })?;
     let object = config
         .as_object_mut()
         .ok_or_else(|| invalid("not a mapping".to_string()))?;
@@ -156,7 +174,10 @@ pub fn render(
         "# Rendered by fleetbench from {origin} for kind cluster {}.\n",
         options.name
     );
-    let body = serde_saphyr::to_string(&config).map_err(|e| invalid(e.to_string()))?;
+    let body = serde_saphyr::to_string(&config).map_err(|source| ConfigError::Render {
+        origin: origin.to_string(),
+        source,
+    })?;
     Ok(header + &body)
 }
 

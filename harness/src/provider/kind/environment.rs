@@ -193,7 +193,7 @@ impl KindClusters {
                 .run(self.timeout)
                 .await
         {
-            tracing::error!(%error, cluster = %name, "could not delete a half-made kind cluster");
+            tracing::error!(error = %crate::error_text(&error), cluster = %name, "could not delete a half-made kind cluster");
         }
         finished
     }
@@ -256,7 +256,7 @@ impl KindClusters {
         let mut failures = Vec::new();
         for line in self.delete_lines() {
             if let Err(error) = line.run(self.timeout).await {
-                failures.push(error.to_string());
+                failures.push(crate::error_text(&error));
             }
         }
         self.deleted = true;
@@ -280,34 +280,47 @@ impl Drop for KindClusters {
         }
         for line in self.delete_lines() {
             if let Err(error) = run_blocking(&line, self.timeout) {
-                tracing::error!(%error, command = %line, "could not delete a kind cluster on drop");
+                tracing::error!(error = %crate::error_text(&error), command = %line, "could not delete a kind cluster on drop");
             }
         }
     }
 }
 
+/// Why a command run without a runtime failed.
+#[derive(Debug, thiserror::Error)]
+enum BlockingRunError {
+    /// It could not be started or waited for.
+    #[error("cannot run it")]
+    Io(#[from] std::io::Error),
+    /// It exited unsuccessfully.
+    #[error("exited with {0}")]
+    Failed(std::process::ExitStatus),
+    /// It ran too long.
+    #[error("killed after {0:?}")]
+    Killed(Duration),
+}
+
 /// Runs `line` without a runtime (for `Drop`), killing it after `timeout`.
-fn run_blocking(line: &CommandLine, timeout: Duration) -> Result<(), String> {
+fn run_blocking(line: &CommandLine, timeout: Duration) -> Result<(), BlockingRunError> {
     let mut child = std::process::Command::new(&line.program)
         .args(&line.args)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
-        .spawn()
-        .map_err(|e| e.to_string())?;
+        .spawn()?;
     let deadline = std::time::Instant::now() + timeout;
     loop {
-        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+        if let Some(status) = child.try_wait()? {
             return if status.success() {
                 Ok(())
             } else {
-                Err(format!("exited with {status}"))
+                Err(BlockingRunError::Failed(status))
             };
         }
         if std::time::Instant::now() >= deadline {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(format!("killed after {timeout:?}"));
+            return Err(BlockingRunError::Killed(timeout));
         }
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -402,17 +415,17 @@ impl KindEnvironment {
         if let Some(gitea) = self.gitea.take()
             && let Err(error) = gitea.container.rm().await
         {
-            failures.push(format!("Gitea container: {error}"));
+            failures.push(format!("Gitea container: {}", crate::error_text(&error)));
         }
         if let Err(error) =
             cleanup::sweep(&self.engine.docker, &Selector::Run(self.run.clone())).await
         {
-            failures.push(error.to_string());
+            failures.push(crate::error_text(&error));
         }
         if let Some(clusters) = self.clusters.take()
             && let Err(error) = clusters.delete().await
         {
-            failures.push(error.to_string());
+            failures.push(crate::error_text(&error));
         }
         if failures.is_empty() {
             Ok(())

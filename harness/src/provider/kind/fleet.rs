@@ -32,6 +32,7 @@ use serde_json::{Value, json};
 
 use super::command::{CommandError, CommandLine};
 use super::options::{Lookup, OptionsError};
+use crate::provider::docker::kubeconfig::KubeconfigError;
 
 /// The `fleet` chart to install; setting it turns upstream Fleet on.
 pub const CHART_ENV: &str = "FLEETBENCH_KIND_FLEET_CHART";
@@ -79,18 +80,28 @@ const HELM_GRACE: Duration = Duration::from_secs(60);
 #[derive(Debug, thiserror::Error)]
 pub enum FleetError {
     /// A `helm` command failed or ran too long.
-    #[error("installing upstream Fleet failed: {0}")]
+    #[error("installing upstream Fleet failed")]
     Helm(#[from] CommandError),
     /// The management cluster's in-network kubeconfig lacks what Fleet's values need.
     #[error(
         "the management cluster's in-network kubeconfig cannot give Fleet its apiServerURL/apiServerCA: {0}"
     )]
     Kubeconfig(String),
+    /// The management cluster's in-network kubeconfig cannot be read.
+    #[error(
+        "the management cluster's in-network kubeconfig cannot give Fleet its apiServerURL/apiServerCA"
+    )]
+    KubeconfigUnreadable(#[source] KubeconfigError),
+    /// The management cluster's CA data is not base64.
+    #[error(
+        "the management cluster's in-network kubeconfig cannot give Fleet its apiServerURL/apiServerCA: certificate-authority-data is not base64"
+    )]
+    CaData(#[source] serde_json::Error),
     /// The values could not be written as YAML.
-    #[error("cannot write Fleet's values as YAML: {0}")]
-    Values(String),
+    #[error("cannot write Fleet's values as YAML")]
+    Values(#[source] serde_saphyr::SerializeError),
     /// A file could not be written.
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}")]
     Io {
         /// The file.
         path: PathBuf,
@@ -98,8 +109,8 @@ pub enum FleetError {
         source: std::io::Error,
     },
     /// No client for the management cluster.
-    #[error("cannot watch Fleet's rollout on the management cluster: {0}")]
-    Client(String),
+    #[error("cannot watch Fleet's rollout on the management cluster")]
+    Client(#[source] KubeconfigError),
     /// A Deployment did not become available in time.
     #[error(
         "Deployment {namespace}/{name} was not available within {after:?} of `helm install` (last seen: {last}); look with `kubectl --kubeconfig {kubeconfig} -n {namespace} describe deployment {name}` (missing images are the usual cause where the nodes cannot pull: list them in FLEETBENCH_KIND_LOAD_IMAGES)"
@@ -465,9 +476,9 @@ pub struct ManagementApi {
 pub fn management_api(internal_kubeconfig: &str) -> Result<ManagementApi, FleetError> {
     let bad = |reason: String| FleetError::Kubeconfig(reason);
     let url = crate::provider::docker::kubeconfig::server_of(internal_kubeconfig)
-        .map_err(|e| bad(e.to_string()))?;
-    let config =
-        kube::config::Kubeconfig::from_yaml(internal_kubeconfig).map_err(|e| bad(e.to_string()))?;
+        .map_err(FleetError::KubeconfigUnreadable)?;
+    let config = kube::config::Kubeconfig::from_yaml(internal_kubeconfig)
+        .map_err(|e| FleetError::KubeconfigUnreadable(KubeconfigError::Parse(e)))?;
     let current = config.current_context.as_deref().unwrap_or_default();
     let cluster_name = config
         .contexts
@@ -488,8 +499,8 @@ pub fn management_api(internal_kubeconfig: &str) -> Result<ManagementApi, FleetE
             ))
         })?;
     // k8s-openapi's ByteString reads base64 as the API does; no extra decoder needed.
-    let bytes: k8s_openapi::ByteString = serde_json::from_value(Value::String(data))
-        .map_err(|e| bad(format!("certificate-authority-data is not base64: {e}")))?;
+    let bytes: k8s_openapi::ByteString =
+        serde_json::from_value(Value::String(data)).map_err(FleetError::CaData)?;
     let ca_pem = String::from_utf8(bytes.0)
         .ok()
         .filter(|pem| pem.contains("-----BEGIN CERTIFICATE-----"))
@@ -515,8 +526,7 @@ pub fn values(settings: &FleetSettings, api: &ManagementApi) -> Value {
 
 /// [`values`] as the YAML file helm reads.
 pub fn values_yaml(settings: &FleetSettings, api: &ManagementApi) -> Result<String, FleetError> {
-    let body = serde_saphyr::to_string(&values(settings, api))
-        .map_err(|e| FleetError::Values(e.to_string()))?;
+    let body = serde_saphyr::to_string(&values(settings, api)).map_err(FleetError::Values)?;
     Ok(format!(
         "# Written by fleetbench for upstream Fleet on kind; {VALUES_ENV} files override it.\n{body}"
     ))
@@ -610,14 +620,15 @@ pub fn rollout(deployment: Option<&Deployment>) -> Rollout {
 /// Polls `fetch` every `every` until the Deployment is available, for at most `timeout`.
 /// Errors while fetching count as "not yet" (an API server may blink during an install);
 /// the last one is reported if time runs out.
-pub async fn wait_available<F, Fut>(
+pub async fn wait_available<F, Fut, E>(
     mut fetch: F,
     timeout: Duration,
     every: Duration,
-) -> Result<(), String>
+) -> Result<(), StillUnavailable>
 where
     F: FnMut() -> Fut,
-    Fut: Future<Output = Result<Option<Deployment>, String>>,
+    Fut: Future<Output = Result<Option<Deployment>, E>>,
+    E: std::error::Error,
 {
     let mut last = "not looked at yet".to_string();
     let polled = tokio::time::timeout(timeout, async {
@@ -627,13 +638,21 @@ where
                     Rollout::Available => return,
                     waiting => last = waiting.to_string(),
                 },
-                Err(error) => last = format!("cannot read it: {error}"),
+                Err(error) => last = format!("cannot read it: {}", crate::error_text(&error)),
             }
             tokio::time::sleep(every).await;
         }
     })
     .await;
-    polled.map_err(|_| last)
+    polled.map_err(|_| StillUnavailable { last })
+}
+
+/// A Deployment that was not available when the wait for it ended.
+#[derive(Debug, thiserror::Error)]
+#[error("not available; last seen: {last}")]
+pub struct StillUnavailable {
+    /// Its last observed state, or why it could not be read.
+    pub last: String,
 }
 
 /// Waits (bounded) for `fleet-controller` to be available on the cluster `client` reaches.
@@ -644,16 +663,12 @@ pub async fn wait_controller(
 ) -> Result<(), FleetError> {
     let api: kube::Api<Deployment> = kube::Api::namespaced(client.clone(), FLEET_NAMESPACE);
     wait_available(
-        || async {
-            api.get_opt(CONTROLLER_DEPLOYMENT)
-                .await
-                .map_err(|e| e.to_string())
-        },
+        || async { api.get_opt(CONTROLLER_DEPLOYMENT).await },
         timeout,
         POLL_EVERY,
     )
     .await
-    .map_err(|last| FleetError::NotAvailable {
+    .map_err(|StillUnavailable { last }| FleetError::NotAvailable {
         namespace: FLEET_NAMESPACE.to_string(),
         name: CONTROLLER_DEPLOYMENT.to_string(),
         after: timeout,
@@ -681,7 +696,7 @@ pub async fn install(
     .await?;
     let client = crate::provider::docker::kubeconfig::client(host_kubeconfig)
         .await
-        .map_err(|e| FleetError::Client(e.to_string()))?;
+        .map_err(FleetError::Client)?;
     wait_controller(&client, settings.timeout, kubeconfig_file).await
 }
 
@@ -1039,7 +1054,7 @@ pub(crate) mod tests {
         let mut answers = vec![
             Ok(Some(deployment(1, 1, "True"))),
             Ok(Some(deployment(1, 1, "False"))),
-            Err("connection refused".to_string()),
+            Err(std::io::Error::other("connection refused")),
             Ok(None),
         ];
         let mut calls = 0;
@@ -1059,8 +1074,8 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn waiting_gives_up_at_its_bound_with_the_last_state() {
-        let last = wait_available(
-            || async { Ok(Some(deployment(1, 1, "False"))) },
+        let StillUnavailable { last } = wait_available(
+            || async { Ok::<_, std::io::Error>(Some(deployment(1, 1, "False"))) },
             Duration::from_millis(50),
             Duration::from_millis(5),
         )
@@ -1148,8 +1163,9 @@ if [ "$release" = '{fail_release}' ]; then echo "Error: INSTALLATION FAILED: con
             dir.path(),
         )
         .await
-        .expect_err("CRDs fail")
-        .to_string();
+        .expect_err("CRDs fail");
+        // As users read it: with its causes.
+        let error = crate::error_text(&error);
         assert!(error.contains("context deadline exceeded"), "{error}");
         assert!(error.contains("install fleet-crd"), "{error}");
         let calls = std::fs::read_to_string(dir.path().join("helm.log")).expect("log");

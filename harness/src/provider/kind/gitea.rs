@@ -157,13 +157,13 @@ pub struct RunningGitea {
 #[derive(Debug, thiserror::Error)]
 pub enum GiteaError {
     /// The container did not start.
-    #[error("the Gitea container did not start: {0}")]
-    Start(Box<testcontainers::TestcontainersError>),
+    #[error("the Gitea container did not start")]
+    Start(#[source] Box<testcontainers::TestcontainersError>),
     /// No free local port.
-    #[error("cannot find a free port on 127.0.0.1: {0}")]
-    Port(std::io::Error),
+    #[error("cannot find a free port on 127.0.0.1")]
+    Port(#[source] std::io::Error),
     /// Setting up the token failed.
-    #[error("cannot set up Gitea's access token: {0}")]
+    #[error("cannot set up Gitea's access token")]
     Forge(#[from] ForgeError),
 }
 

@@ -54,7 +54,7 @@ pub enum KindError {
     #[error(transparent)]
     Gitea(#[from] gitea::GiteaError),
     /// A `FLEETBENCH_KIND_*` variable cannot be used.
-    #[error("the kind provider's settings: {0}")]
+    #[error("the kind provider's settings")]
     Options(#[from] options::OptionsError),
     /// kind's network gateway (where the git proxy listens) is unknown.
     #[error(transparent)]
@@ -63,7 +63,7 @@ pub enum KindError {
     #[error(transparent)]
     Fleet(#[from] fleet::FleetError),
     /// A file could not be written.
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}")]
     Io {
         /// The file.
         path: PathBuf,

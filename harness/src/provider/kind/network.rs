@@ -33,7 +33,7 @@ pub const INSPECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub enum NetworkError {
     /// The engine refused or failed the inspect call.
     #[error(
-        "cannot inspect Docker network {network:?}, the one kind puts its nodes on (set {NETWORK_ENV} if kind uses another): {source}"
+        "cannot inspect Docker network {network:?}, the one kind puts its nodes on (set {NETWORK_ENV} if kind uses another)"
     )]
     Inspect {
         /// The network.

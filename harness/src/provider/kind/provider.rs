@@ -73,14 +73,36 @@ impl KindProvider {
     /// `start_controller` called or not): the bundled controller cannot run beside
     /// upstream Fleet, and an external controller on kind can only be the upstream Fleet
     /// the provider installs, since its clusters are made per suite.
-    pub fn check_controller_mode(&self, bundled: bool) -> Result<(), String> {
-        let options = self.options.as_ref().map_err(|e| e.to_string())?;
+    pub fn check_controller_mode(&self, bundled: bool) -> Result<(), ControllerModeError> {
+        let options = self
+            .options
+            .as_ref()
+            .map_err(|e| ControllerModeError::Options(e.clone()))?;
         match (&options.fleet, bundled) {
-            (Some(fleet), true) => Err(bundled_beside_fleet(&fleet.describe())),
-            (None, false) => Err(external_without_fleet()),
+            (Some(fleet), true) => Err(ControllerModeError::BundledBesideFleet {
+                fleet: fleet.describe(),
+            }),
+            (None, false) => Err(ControllerModeError::ExternalWithoutFleet),
             _ => Ok(()),
         }
     }
+}
+
+/// Why a controller mode cannot run on the kind provider as it is set up.
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerModeError {
+    /// The provider's settings cannot be used, whatever the mode.
+    #[error(transparent)]
+    Options(OptionsError),
+    /// The bundled controller where upstream Fleet is installed.
+    #[error("{}", bundled_beside_fleet(fleet))]
+    BundledBesideFleet {
+        /// Upstream Fleet's chart and version.
+        fleet: String,
+    },
+    /// An external controller where no upstream Fleet is installed.
+    #[error("{}", external_without_fleet())]
+    ExternalWithoutFleet,
 }
 
 /// The message refusing `--controller external` on kind without upstream Fleet.
@@ -217,19 +239,21 @@ impl Environment for KindEnv {
         )
         .await?;
         let secrets: Api<Secret> = Api::namespaced(client, namespace);
-        let failed = |reason: String| {
-            ProviderError::Unsupported(format!(
-                "cannot create the kubeconfig Secret {namespace}/{secret_name} of kind cluster {}: {reason}",
-                cluster.name
-            ))
-        };
+        let secret_label = format!("{namespace}/{secret_name} of kind cluster {}", cluster.name);
         tokio::time::timeout(
             SECRET_TIMEOUT,
             secrets.create(&PostParams::default(), &secret),
         )
         .await
-        .map_err(|_| failed(format!("no answer within {SECRET_TIMEOUT:?}")))?
-        .map_err(|e| failed(e.to_string()))?;
+        .map_err(|_| {
+            ProviderError::Unsupported(format!(
+                "cannot create the kubeconfig Secret {secret_label}: no answer within {SECRET_TIMEOUT:?}"
+            ))
+        })?
+        .map_err(|source| ProviderError::DownstreamSecret {
+            secret: secret_label,
+            source,
+        })?;
         tracing::info!(cluster = %name, kind_cluster = %cluster.name, ?view, "downstream kind cluster registered");
         Ok(Some(DownstreamCluster {
             kubeconfig_secret: secret_name,
@@ -334,7 +358,10 @@ mod tests {
             )
             .expect("valid"),
         );
-        let error = fleet.check_controller_mode(true).expect_err("bundled");
+        let error = fleet
+            .check_controller_mode(true)
+            .expect_err("bundled")
+            .to_string();
         assert!(
             error.contains("--controller external") && error.contains("fleet/fleet"),
             "{error}"
@@ -346,7 +373,8 @@ mod tests {
         plain.check_controller_mode(true).expect("bundled");
         let error = plain
             .check_controller_mode(false)
-            .expect_err("nothing to measure");
+            .expect_err("nothing to measure")
+            .to_string();
         assert!(error.contains(CHART_ENV), "{error}");
         let broken = KindProvider {
             options: Err(OptionsError::Needs {
@@ -358,7 +386,8 @@ mod tests {
         for bundled in [true, false] {
             let error = broken
                 .check_controller_mode(bundled)
-                .expect_err("bad settings");
+                .expect_err("bad settings")
+                .to_string();
             assert!(error.contains("FLEETBENCH_KIND_FLEET_VERSION"), "{error}");
         }
     }
@@ -391,8 +420,9 @@ mod tests {
             )
             .await
             .err()
-            .expect("refused")
-            .to_string();
+            .expect("refused");
+        // As users read it: with its causes.
+        let error = crate::error_text(&error);
         assert!(error.contains("FLEETBENCH_KIND_FLEET_VERSION"), "{error}");
         assert!(
             std::fs::read_dir(work.path())

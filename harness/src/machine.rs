@@ -1,11 +1,12 @@
-//! The machine the numbers come from, recorded with every run.
+//! The machine the numbers come from, recorded with every run (as `environment` in
+//! results.json). The cluster a suite runs against is a [`crate::provider::Environment`].
 
 use sysinfo::{CpuRefreshKind, RefreshKind, System};
 
-use crate::results::Environment;
+use crate::results::Machine;
 
 /// Reads OS, kernel, CPU and memory.
-pub fn describe() -> Environment {
+pub fn describe() -> Machine {
     let system = System::new_with_specifics(
         RefreshKind::nothing()
             .with_cpu(CpuRefreshKind::nothing())
@@ -17,7 +18,7 @@ pub fn describe() -> Environment {
         .as_ref()
         .and_then(|s| s.cpus().first().map(|c| c.brand().trim().to_string()))
         .unwrap_or_default();
-    Environment {
+    Machine {
         os: System::long_os_version().unwrap_or_default(),
         kernel: System::kernel_version().unwrap_or_default(),
         arch: System::cpu_arch(),
@@ -37,10 +38,10 @@ pub fn describe() -> Environment {
 mod tests {
     #[test]
     fn describes_this_machine() {
-        let environment = super::describe();
-        assert!(environment.cpus >= 1);
-        assert!(environment.memory_bytes > 0);
-        assert!(!environment.kernel.is_empty());
-        assert!(!environment.arch.is_empty());
+        let machine = super::describe();
+        assert!(machine.cpus >= 1);
+        assert!(machine.memory_bytes > 0);
+        assert!(!machine.kernel.is_empty());
+        assert!(!machine.arch.is_empty());
     }
 }

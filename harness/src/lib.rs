@@ -35,14 +35,7 @@ pub mod suite;
 /// command line; formatting them one by one would lose the causes or print them twice.
 /// (`anyhow`'s `{:#}` produces the same text for errors carried in an `anyhow::Error`.)
 pub fn error_text(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(error) = cause {
-        text.push_str(": ");
-        text.push_str(&error.to_string());
-        cause = error.source();
-    }
-    text
+    fleet_api::error::chain(error)
 }
 
 /// Selects rustls' crypto provider (ring) for the process, once. The workspace builds

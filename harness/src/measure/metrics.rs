@@ -58,7 +58,7 @@ pub enum MetricsError {
         /// The replica scraped directly; empty for the cluster URL.
         address: String,
         /// The client's error.
-        source: kube::Error,
+        source: fleet_api::error::Foreign<kube::Error>,
     },
     /// The request got no answer in time.
     #[error(

@@ -213,7 +213,13 @@ pub enum ReplicaError {
     Address(#[from] http::uri::InvalidUri),
     /// kube-rs cannot build a client for it.
     #[error(transparent)]
-    Client(#[from] kube::Error),
+    Client(fleet_api::error::Foreign<kube::Error>),
+}
+
+impl From<kube::Error> for ReplicaError {
+    fn from(error: kube::Error) -> Self {
+        ReplicaError::Client(error.into())
+    }
 }
 
 /// The configuration [`replica_client`] connects with.
@@ -253,7 +259,7 @@ async fn scrape_one(client: &Client) -> Result<ServerTotals, MetricsError> {
         })?
         .map_err(|source| MetricsError::Request {
             address: String::new(),
-            source,
+            source: source.into(),
         })?;
     ServerTotals::parse(&text)
 }

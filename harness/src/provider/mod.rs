@@ -65,7 +65,7 @@ pub enum ProviderError {
         /// Kubeconfig used.
         kubeconfig: String,
         /// What went wrong.
-        source: kube::Error,
+        source: fleet_api::error::Foreign<kube::Error>,
     },
     /// The cluster does not answer at all.
     #[error(
@@ -104,7 +104,7 @@ pub enum ProviderError {
         /// Where it came from.
         origin: String,
         /// kube-rs's error.
-        source: kube::Error,
+        source: fleet_api::error::Foreign<kube::Error>,
     },
     /// A kubeconfig with a context selected cannot be written.
     #[error("kubeconfig problem: {origin}")]
@@ -135,7 +135,7 @@ pub enum ProviderError {
         /// obvious).
         secret: String,
         /// The API server's error.
-        source: kube::Error,
+        source: fleet_api::error::Foreign<kube::Error>,
     },
     /// The controller could not be started.
     #[error(transparent)]
@@ -434,7 +434,7 @@ pub async fn kube_client(
     let config = kube_config(kubeconfig_yaml, origin).await?;
     kube::Client::try_from(config).map_err(|source| ProviderError::KubeconfigClient {
         origin: origin.to_string(),
-        source,
+        source: source.into(),
     })
 }
 
@@ -470,7 +470,7 @@ pub async fn check_reachable(
         Ok(Err(source)) => Err(ProviderError::Unreachable {
             url: url.to_string(),
             kubeconfig: kubeconfig.to_string(),
-            source,
+            source: source.into(),
         }),
         Err(_) => Err(ProviderError::NoAnswer {
             url: url.to_string(),

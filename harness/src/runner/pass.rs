@@ -98,7 +98,7 @@ pub(super) enum PassError {
     Kubeconfig(ProviderError),
     /// No Kubernetes client can be built from the environment's kubeconfig.
     #[error("the environment's kubeconfig")]
-    Client(#[source] kube::Error),
+    Client(#[source] fleet_api::error::Foreign<kube::Error>),
     /// The environment's API server does not answer.
     #[error(transparent)]
     Unreachable(ProviderError),
@@ -280,7 +280,8 @@ impl SuitePass<'_> {
             provider::kube_config(&endpoints.kubeconfig_yaml, "the environment's kubeconfig")
                 .await
                 .map_err(PassError::Kubeconfig)?;
-        let client = kube::Client::try_from(config.clone()).map_err(PassError::Client)?;
+        let client =
+            kube::Client::try_from(config.clone()).map_err(|e| PassError::Client(e.into()))?;
         let server_url = endpoints.kubeconfig_path.display().to_string();
         let version = provider::check_reachable(&client, &server_url, &server_url)
             .await

@@ -149,7 +149,7 @@ pub async fn ensure_namespace(ctx: &Context<'_>, name: &str) -> Result<(), StepE
         Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
         Err(error) => Err(StepError::Kube {
             action: format!("create namespace {name}"),
-            source: error,
+            source: error.into(),
         }),
     }
 }

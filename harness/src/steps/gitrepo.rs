@@ -52,7 +52,7 @@ async fn create_webhook_secret(ctx: &Context<'_>, namespace: &str) -> Result<(),
         Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
         Err(error) => Err(StepError::Kube {
             action: format!("create the webhook Secret {namespace}/{WEBHOOK_SECRET_NAME}"),
-            source: error,
+            source: error.into(),
         }),
     }
 }

@@ -42,7 +42,7 @@ pub enum StepError {
         /// What was being done.
         action: String,
         /// The error.
-        source: kube::Error,
+        source: fleet_api::error::Foreign<kube::Error>,
     },
     /// A forge API call failed.
     #[error("{action}")]
@@ -88,7 +88,10 @@ pub enum StepError {
 impl StepError {
     fn kube(action: impl Into<String>) -> impl FnOnce(kube::Error) -> StepError {
         let action = action.into();
-        move |source| StepError::Kube { action, source }
+        move |source| StepError::Kube {
+            action,
+            source: source.into(),
+        }
     }
 
     fn forge(action: impl Into<String>) -> impl FnOnce(ForgeError) -> StepError {

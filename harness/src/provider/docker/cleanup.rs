@@ -33,7 +33,7 @@ pub enum CleanupError {
         /// The label filter.
         selector: String,
         /// bollard's error.
-        source: bollard::errors::Error,
+        source: fleet_api::error::Foreign<bollard::errors::Error>,
     },
     /// Some objects could not be removed.
     #[error("could not remove {}: remove them with images/cleanup.sh or `docker rm -f`/`docker network rm`", failures.join("; "))]
@@ -131,7 +131,7 @@ async fn containers(docker: &Docker, selector: &Selector) -> Result<Vec<Found>, 
         .map_err(|source| CleanupError::List {
             what: "containers",
             selector: selector.label_filter(),
-            source,
+            source: source.into(),
         })?;
     Ok(list
         .into_iter()
@@ -166,7 +166,7 @@ async fn networks(docker: &Docker, selector: &Selector) -> Result<Vec<String>, C
         .map_err(|source| CleanupError::List {
             what: "networks",
             selector: selector.label_filter(),
-            source,
+            source: source.into(),
         })?;
     Ok(list.into_iter().filter_map(|n| n.name).collect())
 }
@@ -181,7 +181,7 @@ async fn volumes(docker: &Docker, selector: &Selector) -> Result<Vec<String>, Cl
         .map_err(|source| CleanupError::List {
             what: "volumes",
             selector: selector.label_filter(),
-            source,
+            source: source.into(),
         })?;
     Ok(list
         .volumes
@@ -326,7 +326,7 @@ pub async fn sweep_abandoned(docker: &Docker) -> Result<Vec<RunId>, CleanupError
         .map_err(|source| CleanupError::List {
             what: "networks",
             selector: RUN_LABEL.to_string(),
-            source,
+            source: source.into(),
         })?;
     for network in networks {
         let labels = network.labels.unwrap_or_default();

@@ -119,7 +119,7 @@ pub enum EngineError {
         /// Where.
         host: String,
         /// bollard's error.
-        source: bollard::errors::Error,
+        source: fleet_api::error::Foreign<bollard::errors::Error>,
     },
 }
 
@@ -308,7 +308,7 @@ pub async fn query_version(
                 let docker =
                     Docker::connect_with_defaults().map_err(|source| EngineError::Client {
                         host: name.clone(),
-                        source,
+                        source: source.into(),
                     })?;
                 docker
                     .version()
@@ -371,9 +371,9 @@ where
 /// A bollard client for `host` that negotiated the engine's API version.
 pub async fn connect(host: &DockerHost) -> Result<Docker, EngineError> {
     let name = host.to_string();
-    let client_error = |source| EngineError::Client {
+    let client_error = |source: bollard::errors::Error| EngineError::Client {
         host: name.clone(),
-        source,
+        source: source.into(),
     };
     let docker = Docker::connect_with_host(&name).map_err(client_error)?;
     tokio::time::timeout(PREFLIGHT_TIMEOUT, docker.negotiate_version())

@@ -363,7 +363,7 @@ impl DockerEnvironment {
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 Err(DockerError::Start {
                     container: name,
-                    source: Box::new(source),
+                    source: Box::new(source.into()),
                     output: log.text(),
                 })
             }
@@ -501,7 +501,7 @@ impl DockerEnvironment {
             .map_err(|source| DockerError::Container {
                 action: "remove",
                 container: name,
-                source: Box::new(source),
+                source: Box::new(source.into()),
             })
     }
 
@@ -520,7 +520,7 @@ impl DockerEnvironment {
             .map_err(|source| DockerError::Container {
                 action: "stop",
                 container: controller.started.name.clone(),
-                source: Box::new(source),
+                source: Box::new(source.into()),
             })
     }
 
@@ -538,7 +538,7 @@ impl DockerEnvironment {
             .map_err(|source| DockerError::Container {
                 action: "start",
                 container: controller.started.name.clone(),
-                source: Box::new(source),
+                source: Box::new(source.into()),
             })?;
         self.wait_http(
             &format!("{}/readyz", controller.endpoint.host_url),
@@ -673,7 +673,7 @@ impl DockerEnvironment {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(2))
             .build()
-            .map_err(DockerError::Http)?;
+            .map_err(|e| DockerError::Http(e.into()))?;
         let timeout = self.settings.startup_timeout;
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
@@ -754,9 +754,9 @@ pub async fn read_file(
         .build();
     let mut stream = docker.download_from_container(container, Some(options));
     let mut archive = Vec::new();
-    let engine = |source| ReadFileError::Engine {
+    let engine = |source: bollard::errors::Error| ReadFileError::Engine {
         path: path.to_string(),
-        source,
+        source: source.into(),
     };
     let archive_error = |source| ReadFileError::Archive {
         path: path.to_string(),
@@ -792,7 +792,7 @@ pub enum ReadFileError {
         /// The file.
         path: String,
         /// The engine's error.
-        source: bollard::errors::Error,
+        source: fleet_api::error::Foreign<bollard::errors::Error>,
     },
     /// The archive the engine sent cannot be read.
     #[error("reading {path}")]

@@ -34,7 +34,7 @@ pub enum ImageError {
         /// The reference.
         image: String,
         /// The engine's error.
-        source: bollard::errors::Error,
+        source: fleet_api::error::Foreign<bollard::errors::Error>,
     },
 }
 
@@ -157,7 +157,7 @@ pub async fn require(
             Err(source) => {
                 return Err(ImageError::Lookup {
                     image: reference.clone(),
-                    source,
+                    source: source.into(),
                 });
             }
         }

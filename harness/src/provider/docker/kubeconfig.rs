@@ -29,7 +29,7 @@ pub enum KubeconfigError {
     ClientConfig(#[source] kube::config::KubeconfigError),
     /// kube-rs cannot build a client from that configuration.
     #[error("cannot build a Kubernetes client from the kubeconfig")]
-    Client(#[source] kube::Error),
+    Client(#[source] fleet_api::error::Foreign<kube::Error>),
 }
 
 fn parse(yaml: &str) -> Result<Kubeconfig, KubeconfigError> {
@@ -96,7 +96,7 @@ pub async fn client(yaml: &str) -> Result<kube::Client, KubeconfigError> {
         .map_err(KubeconfigError::ClientConfig)?;
     config.connect_timeout = Some(std::time::Duration::from_secs(10));
     config.read_timeout = Some(std::time::Duration::from_secs(295));
-    kube::Client::try_from(config).map_err(KubeconfigError::Client)
+    kube::Client::try_from(config).map_err(|e| KubeconfigError::Client(e.into()))
 }
 
 #[cfg(test)]

@@ -59,7 +59,7 @@ pub enum DockerError {
         /// The container.
         container: String,
         /// testcontainers' error.
-        source: Box<testcontainers::TestcontainersError>,
+        source: Box<fleet_api::error::Foreign<testcontainers::TestcontainersError>>,
         /// Its last lines of output.
         output: String,
     },
@@ -71,7 +71,7 @@ pub enum DockerError {
         /// The container.
         container: String,
         /// testcontainers' error.
-        source: Box<testcontainers::TestcontainersError>,
+        source: Box<fleet_api::error::Foreign<testcontainers::TestcontainersError>>,
     },
     /// Something did not happen in time.
     #[error("timed out after {after:?} waiting for {what}\n--- last output ---\n{output}")]
@@ -104,7 +104,7 @@ pub enum DockerError {
     },
     /// An HTTP client could not be built.
     #[error("cannot build an HTTP client")]
-    Http(#[source] reqwest::Error),
+    Http(#[source] fleet_api::error::Foreign<reqwest::Error>),
     /// A component is needed that was not started.
     #[error("{0} is not started")]
     NotStarted(&'static str),

@@ -31,7 +31,7 @@ pub enum NetworkError {
         /// The network.
         network: String,
         /// bollard's error.
-        source: bollard::errors::Error,
+        source: fleet_api::error::Foreign<bollard::errors::Error>,
     },
 }
 
@@ -49,7 +49,7 @@ pub async fn create(docker: &Docker, run: &RunId) -> Result<String, NetworkError
         .map_err(|source| NetworkError::Engine {
             action: "create".to_string(),
             network: name.clone(),
-            source,
+            source: source.into(),
         })?;
     Ok(name)
 }
@@ -66,7 +66,7 @@ pub async fn gateway(docker: &Docker, network: &str) -> Result<std::net::IpAddr,
         .map_err(|source| NetworkError::Engine {
             action: "inspect".to_string(),
             network: network.to_string(),
-            source,
+            source: source.into(),
         })?;
     ipv4_gateway(inspected.ipam.as_ref()).ok_or_else(|| NetworkError::NoGateway {
         network: network.to_string(),
@@ -101,7 +101,7 @@ pub async fn disconnect(
         .map_err(|source| NetworkError::Engine {
             action: format!("disconnect {container} from"),
             network: network.to_string(),
-            source,
+            source: source.into(),
         })
 }
 
@@ -128,7 +128,7 @@ pub async fn connect(
         .map_err(|source| NetworkError::Engine {
             action: format!("connect {container} to"),
             network: network.to_string(),
-            source,
+            source: source.into(),
         })
 }
 
@@ -144,7 +144,7 @@ pub async fn is_connected(
         .map_err(|source| NetworkError::Engine {
             action: format!("inspect {container} on"),
             network: network.to_string(),
-            source,
+            source: source.into(),
         })?;
     Ok(inspected
         .network_settings

@@ -286,7 +286,7 @@ impl Environment for DockerEnv {
             .await
             .map_err(|source| ProviderError::DownstreamSecret {
                 secret: format!("{namespace}/{secret_name}"),
-                source,
+                source: source.into(),
             })?;
         Ok(Some(DownstreamCluster {
             kubeconfig_secret: secret_name,

@@ -158,7 +158,7 @@ pub struct RunningGitea {
 pub enum GiteaError {
     /// The container did not start.
     #[error("the Gitea container did not start")]
-    Start(#[source] Box<testcontainers::TestcontainersError>),
+    Start(#[source] Box<fleet_api::error::Foreign<testcontainers::TestcontainersError>>),
     /// No free local port.
     #[error("cannot find a free port on 127.0.0.1")]
     Port(#[source] std::io::Error),
@@ -174,7 +174,7 @@ pub async fn start(run: &RunId, settings: &GiteaSettings) -> Result<RunningGitea
     let container = request(run, settings, host_port)
         .start()
         .await
-        .map_err(|e| GiteaError::Start(Box::new(e)))?;
+        .map_err(|e| GiteaError::Start(Box::new(e.into())))?;
     let access = provision(
         &format!("http://127.0.0.1:{host_port}"),
         &format!(

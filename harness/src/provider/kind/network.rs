@@ -39,7 +39,7 @@ pub enum NetworkError {
         /// The network.
         network: String,
         /// bollard's error.
-        source: bollard::errors::Error,
+        source: fleet_api::error::Foreign<bollard::errors::Error>,
     },
     /// The engine did not answer in time.
     #[error("Docker did not answer an inspect of network {network:?} within {after:?}")]
@@ -154,7 +154,7 @@ pub async fn gateway(docker: &Docker, network: &str) -> Result<IpAddr, NetworkEr
     })?
     .map_err(|source| NetworkError::Inspect {
         network: network.to_string(),
-        source,
+        source: source.into(),
     })?;
     gateway_of(network, &inspected)
 }

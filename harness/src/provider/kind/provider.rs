@@ -252,7 +252,7 @@ impl Environment for KindEnv {
         })?
         .map_err(|source| ProviderError::DownstreamSecret {
             secret: secret_label,
-            source,
+            source: source.into(),
         })?;
         tracing::info!(cluster = %name, kind_cluster = %cluster.name, ?view, "downstream kind cluster registered");
         Ok(Some(DownstreamCluster {

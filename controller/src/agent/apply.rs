@@ -643,7 +643,8 @@ pub async fn reconcile(key: Key, ctx: Arc<Context>) -> Result<Action, Error> {
             })
         }
         Err(error) => {
-            let previous = Some(bd.status.applied_deployment_id.to_string()).filter(|s| !s.is_empty());
+            let previous =
+                Some(bd.status.applied_deployment_id.to_string()).filter(|s| !s.is_empty());
             report(&ctx, &key, failed_status(previous, &chain(&error))).await?;
             Err(error)
         }

@@ -436,7 +436,10 @@ mod tests {
             ..Default::default()
         };
         let entry = DeploymentEntry::from_deployment(&bd("s-1:a", "s-1:a", rolled_out)).unwrap();
-        assert!(Arc::ptr_eq(&entry.deployment_id, &entry.staged_deployment_id));
+        assert!(Arc::ptr_eq(
+            &entry.deployment_id,
+            &entry.staged_deployment_id
+        ));
         assert!(Arc::ptr_eq(
             &entry.deployment_id,
             &entry.status.applied_deployment_id

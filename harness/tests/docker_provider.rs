@@ -47,13 +47,13 @@ async fn engine_with_images() -> Option<Engine> {
     let engine = match engine::preflight().await {
         Ok(engine) => engine,
         Err(error) => {
-            common::skip_or_fail("docker provider", &error.to_string());
+            common::skip_or_fail("docker provider", &fleetbench::error_text(&error));
             return None;
         }
     };
     let set = ImageSet::from_env();
     if let Err(error) = images::require(&engine.docker, &set.all(), images::BUILD_REMEDY).await {
-        common::skip_or_fail("docker provider", &error.to_string());
+        common::skip_or_fail("docker provider", &fleetbench::error_text(&error));
         return None;
     }
     Some(engine)

@@ -143,7 +143,7 @@ pub(crate) fn hash_str(s: &str) -> u64 {
 /// What the summaries need from a BundleDeployment's status.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct DeploymentStatus {
-    /// `appliedDeploymentID` (shared with `deploymentID` when equal, see [`DeploymentIds`]).
+    /// `appliedDeploymentID` (the same allocation as `deploymentID` when equal).
     pub applied_deployment_id: Arc<str>,
     /// `ready`.
     pub ready: bool,
@@ -217,45 +217,19 @@ pub fn deployment_content_hash(bd: &BundleDeployment) -> u64 {
     hasher.finish()
 }
 
-/// The deployment IDs of BundleDeployments, one allocation per distinct ID.
+/// `id` as one of `seen` when the text is equal, else a new allocation.
 ///
-/// An ID is `s-<sha256>:<sha256>`, 131 bytes, and every BundleDeployment carries it up to
-/// three times (`deploymentID`, `stagedDeploymentID`, `appliedDeploymentID`), which are
+/// A deployment ID is `s-<sha256>:<sha256>`, 131 bytes, and every BundleDeployment carries
+/// it up to three times (`deploymentID`, `stagedDeploymentID`, `appliedDeploymentID`),
 /// equal once it is rolled out; the BundleDeployments of one bundle mostly share one ID too.
 /// At 30,000 BundleDeployments the separate copies were the largest part of the store's
-/// strings (heap profile of label-propagation-300).
-#[derive(Debug, Default)]
-pub struct DeploymentIds {
-    seen: Vec<Arc<str>>,
-}
-
-impl DeploymentIds {
-    /// The IDs of `entry`, for sharing with the entries reduced next.
-    pub fn of(entry: &DeploymentEntry) -> Self {
-        DeploymentIds {
-            seen: vec![
-                entry.deployment_id.clone(),
-                entry.staged_deployment_id.clone(),
-                entry.status.applied_deployment_id.clone(),
-            ],
-        }
-    }
-
-    /// `id`, as an already seen allocation when there is one.
-    pub fn share(&mut self, id: &str) -> Arc<str> {
-        if let Some(seen) = self.seen.iter().find(|seen| ***seen == *id) {
-            return seen.clone();
-        }
-        let id: Arc<str> = Arc::from(id);
-        self.seen.push(id.clone());
-        id
-    }
-
-    /// Replaces `entry`'s IDs by already seen allocations where equal.
-    pub fn share_into(&mut self, entry: &mut DeploymentEntry) {
-        entry.deployment_id = self.share(&entry.deployment_id);
-        entry.staged_deployment_id = self.share(&entry.staged_deployment_id);
-        entry.status.applied_deployment_id = self.share(&entry.status.applied_deployment_id);
+/// strings (heap profile of label-propagation-300, `reports/memory/`). Called for every
+/// BundleDeployment the store takes in, so it compares against a fixed slice and allocates
+/// nothing when the text is already held.
+fn shared_id(id: &str, seen: &[&Arc<str>]) -> Arc<str> {
+    match seen.iter().copied().find(|held| held.as_ref() == id) {
+        Some(held) => Arc::clone(held),
+        None => Arc::from(id),
     }
 }
 
@@ -285,11 +259,12 @@ impl DeploymentEntry {
             .and_then(|s| s.applied_deployment_id.as_deref())
             .unwrap_or_default();
         let deployment_id = bd.spec.deployment_id.as_deref().unwrap_or_default();
-        let mut ids = DeploymentIds::default();
-        let deployment_id = ids.share(deployment_id);
-        let staged_deployment_id =
-            ids.share(bd.spec.staged_deployment_id.as_deref().unwrap_or_default());
-        let applied = ids.share(applied);
+        let deployment_id: Arc<str> = Arc::from(deployment_id);
+        let staged_deployment_id = shared_id(
+            bd.spec.staged_deployment_id.as_deref().unwrap_or_default(),
+            &[&deployment_id],
+        );
+        let applied = shared_id(applied, &[&deployment_id, &staged_deployment_id]);
         let message = [
             condition("Deployed").map(|c| c.message.clone()),
             if applied == deployment_id {
@@ -334,6 +309,19 @@ impl DeploymentEntry {
                     .map(Box::new),
             },
         })
+    }
+
+    /// Takes `other`'s allocation for every deployment ID whose text equals one of its IDs
+    /// (the store passes a sibling of the same bundle, or this entry's previous version).
+    pub fn share_ids_with(&mut self, other: &DeploymentEntry) {
+        let held = [
+            &other.deployment_id,
+            &other.staged_deployment_id,
+            &other.status.applied_deployment_id,
+        ];
+        self.deployment_id = shared_id(&self.deployment_id, &held);
+        self.staged_deployment_id = shared_id(&self.staged_deployment_id, &held);
+        self.status.applied_deployment_id = shared_id(&self.status.applied_deployment_id, &held);
     }
 
     /// Fleet's `GetDeploymentState`.
@@ -448,7 +436,7 @@ mod tests {
         // A sibling's equal ID is reused; a different one keeps its own text.
         let mut sibling =
             DeploymentEntry::from_deployment(&bd("s-1:a", "s-2:b", Default::default())).unwrap();
-        DeploymentIds::of(&entry).share_into(&mut sibling);
+        sibling.share_ids_with(&entry);
         assert!(Arc::ptr_eq(&sibling.deployment_id, &entry.deployment_id));
         assert_eq!(&*sibling.staged_deployment_id, "s-2:b");
         assert_eq!(&*sibling.status.applied_deployment_id, "");

@@ -401,7 +401,7 @@ impl Store {
                 inner.deployments.get(first).cloned()
             });
             if let Some(sibling) = sibling {
-                entries::DeploymentIds::of(&sibling).share_into(&mut entry);
+                entry.share_ids_with(&sibling);
             }
             let entry = Arc::new(entry);
             let old = inner.deployments.insert(key.clone(), entry.clone());
@@ -840,6 +840,28 @@ mod tests {
         assert!(store.deployment(&key).is_none());
         assert!(store.deletion_applies(Kind::BundleDeployment, &key, "1"));
         assert_eq!(store.deployments_of_bundle(&Key::new("ns", "b")).len(), 0);
+    }
+
+    #[test]
+    fn a_bundles_deployments_hold_one_copy_of_an_equal_deployment_id() {
+        let store = Store::new();
+        let with_id = |namespace: &str, id: &str| {
+            let mut bd = bd("1");
+            bd.metadata.namespace = Some(namespace.into());
+            bd.spec.deployment_id = Some(id.into());
+            bd.spec.staged_deployment_id = Some(id.into());
+            bd
+        };
+        store.apply_deployment(&with_id("cluster-a", "s-1:x"));
+        store.apply_deployment(&with_id("cluster-b", "s-1:x"));
+        store.apply_deployment(&with_id("cluster-c", "s-2:y"));
+        let entry = |namespace: &str| store.deployment(&Key::new(namespace, "b")).unwrap();
+        let (a, b, c) = (entry("cluster-a"), entry("cluster-b"), entry("cluster-c"));
+        assert!(Arc::ptr_eq(&a.deployment_id, &b.deployment_id));
+        assert!(Arc::ptr_eq(&b.deployment_id, &b.staged_deployment_id));
+        // A different ID keeps its own text.
+        assert_eq!(&*c.deployment_id, "s-2:y");
+        assert!(!Arc::ptr_eq(&a.deployment_id, &c.deployment_id));
     }
 
     #[test]
